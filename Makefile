@@ -1,0 +1,52 @@
+# Electra: the two commands are `make run` and `make test`. Each installs what it needs.
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PY := .venv/bin/python
+export UV_LINK_MODE ?= copy
+
+.PHONY: run test test-all soak gas compile lint deps py-deps npm-deps clean-data
+
+## Install uv if missing, then the locked Python and npm dependencies.
+deps: py-deps npm-deps
+
+$(UV):
+	python3 -m pip install --user --quiet 'uv==0.13.8' || python3 -m pip install --quiet 'uv==0.13.8'
+
+py-deps: $(UV)
+	@command -v uv >/dev/null || export PATH="$(HOME)/.local/bin:$$PATH"; \
+	$(UV) sync --frozen --quiet
+
+# npm ci only when the lock changed since the last install.
+node_modules/.electra-installed: package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+npm-deps: node_modules/.electra-installed
+
+## Run the platform on its embedded defaults (anvil dev chain + SQLite under ./.electra).
+run: deps
+	$(UV) run --frozen electra up
+
+## The whole test suite, minus the slow soak/load runs.
+test: deps
+	$(UV) run --frozen pytest -m "not slow" -q
+
+## Only the slow soak and load runs.
+soak: deps
+	$(UV) run --frozen pytest -m slow -q
+
+## Gas per operation on a fresh dev chain; updates docs/benchmarks.md.
+gas: deps
+	$(UV) run --frozen python bench/gas.py --write docs/benchmarks.md
+
+## Recompile the contracts into src/electra/chain/artifacts.
+compile: npm-deps
+	node contracts/compile.js
+
+lint: deps
+	$(UV) run --frozen ruff check src tests bench
+	$(UV) run --frozen ruff format --check src tests bench
+	$(UV) run --frozen mypy src/electra/domain
+
+clean-data:
+	rm -rf .electra

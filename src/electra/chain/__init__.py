@@ -1,0 +1,1 @@
+"""Everything that talks to the EVM chain: client, bindings, dev chain, deployment."""

@@ -1,0 +1,154 @@
+"""Idempotent deployment of Electra's contracts and the manifest that records it.
+
+The manifest lives at ``<data_dir>/deployments/<chain_id>.json``. ``deploy`` reuses a deployment
+whose contracts still have code on the chain; it deploys afresh only when there is none (or when
+forced). Writing the manifest is atomic (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from electra.chain import artifacts
+from electra.chain.client import ChainClient
+from electra.config import Settings
+from electra.errors import DeploymentMissing
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+CONTRACTS = ("ElectraTimelock", "ElectraToken", "ElectraGovernor", "StationRegistry", "VehicleLedger")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    chain_id: int
+    block_number: int
+    deployer: str
+    deployed_at: int
+    addresses: dict[str, str]
+    artifacts_digest: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    gas_used: dict[str, int] = field(default_factory=dict)
+
+    def address(self, name: str) -> str:
+        return self.addresses[name]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def artifacts_digest() -> str:
+    """sha256 over the committed bytecode, to tell when a deployment predates the artifacts."""
+    h = hashlib.sha256()
+    for name in CONTRACTS:
+        h.update(name.encode() + b"\0" + artifacts.load(name).bytecode.encode())
+    return h.hexdigest()
+
+
+def manifest_path(settings: Settings, chain_id: int) -> Path:
+    return settings.deployments_dir / f"{chain_id}.json"
+
+
+def load_deployment(settings: Settings, chain_id: int) -> Deployment:
+    path = manifest_path(settings, chain_id)
+    if not path.exists():
+        raise DeploymentMissing(f"no Electra deployment for chain id {chain_id} (no {path})", "run `electra deploy`")
+    try:
+        data = json.loads(path.read_text())
+        return Deployment(**data)
+    except (ValueError, TypeError) as exc:
+        raise DeploymentMissing(f"deployment manifest {path} is unreadable", "run `electra deploy --force`") from exc
+
+
+def deployment_is_live(client: ChainClient, deployment: Deployment) -> bool:
+    """True if every contract of the manifest has code on the connected chain."""
+    return all(len(client.w3.eth.get_code(addr)) > 0 for addr in deployment.addresses.values())
+
+
+def _write_manifest(path: Path, deployment: Deployment) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(deployment.to_json(), indent=2) + "\n")
+    with tmp.open("rb") as f:
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def deploy(client: ChainClient, settings: Settings, force: bool = False) -> tuple[Deployment, bool]:
+    """Deploys (or reuses) Electra on the connected chain. Returns (deployment, newly_deployed)."""
+    path = manifest_path(settings, client.chain_id)
+    if path.exists() and not force:
+        existing = load_deployment(settings, client.chain_id)
+        if deployment_is_live(client, existing):
+            return existing, False
+    deployment = _deploy_fresh(client, settings)
+    _write_manifest(path, deployment)
+    return deployment, True
+
+
+def _deploy_fresh(client: ChainClient, settings: Settings) -> Deployment:
+    me = client.account.address
+    gas: dict[str, int] = {}
+    start_block = int(client.w3.eth.block_number)
+
+    timelock_addr, r = client.deploy("ElectraTimelock", settings.timelock_delay_s, [], [ZERO_ADDRESS], me)
+    gas["ElectraTimelock"] = int(r["gasUsed"])
+    token_addr, r = client.deploy(
+        "ElectraToken", timelock_addr, me, settings.genesis_supply, settings.reward_mint_cap
+    )
+    gas["ElectraToken"] = int(r["gasUsed"])
+    governor_addr, r = client.deploy(
+        "ElectraGovernor",
+        token_addr,
+        timelock_addr,
+        settings.voting_delay_s,
+        settings.voting_period_s,
+        settings.proposal_threshold,
+        settings.quorum_percent,
+    )
+    gas["ElectraGovernor"] = int(r["gasUsed"])
+    registry_addr, r = client.deploy("StationRegistry", timelock_addr)
+    gas["StationRegistry"] = int(r["gasUsed"])
+    ledger_addr, r = client.deploy("VehicleLedger", timelock_addr)
+    gas["VehicleLedger"] = int(r["gasUsed"])
+
+    timelock = client.contract("ElectraTimelock", timelock_addr)
+    proposer = client.call(timelock.functions.PROPOSER_ROLE())
+    canceller = client.call(timelock.functions.CANCELLER_ROLE())
+    admin = client.call(timelock.functions.DEFAULT_ADMIN_ROLE())
+    client.transact(timelock.functions.grantRole(proposer, governor_addr))
+    client.transact(timelock.functions.grantRole(canceller, governor_addr))
+    # From here on only governance can change roles: the deployer keeps no power over the timelock.
+    client.transact(timelock.functions.renounceRole(admin, me))
+    # The genesis holder votes with its own balance; ERC20Votes counts only delegated votes.
+    client.transact(client.contract("ElectraToken", token_addr).functions.delegate(me))
+
+    return Deployment(
+        chain_id=client.chain_id,
+        block_number=start_block,
+        deployer=me,
+        deployed_at=int(time.time()),
+        addresses={
+            "ElectraTimelock": timelock_addr,
+            "ElectraToken": token_addr,
+            "ElectraGovernor": governor_addr,
+            "StationRegistry": registry_addr,
+            "VehicleLedger": ledger_addr,
+        },
+        artifacts_digest=artifacts_digest(),
+        parameters={
+            "voting_delay_s": settings.voting_delay_s,
+            "voting_period_s": settings.voting_period_s,
+            "timelock_delay_s": settings.timelock_delay_s,
+            "quorum_percent": settings.quorum_percent,
+            "proposal_threshold": str(settings.proposal_threshold),
+            "genesis_supply": str(settings.genesis_supply),
+            "reward_mint_cap": str(settings.reward_mint_cap),
+        },
+        gas_used=gas,
+    )

@@ -1,0 +1,177 @@
+"""`electra`: every user action from the command line. Each command takes --json."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from electra import __version__
+from electra.chain.deploy import deploy as deploy_contracts
+from electra.chain.deploy import load_deployment, manifest_path
+from electra.chain.devchain import DevChain
+from electra.cli import common
+from electra.cli.common import JsonOpt, console, emit, handles_errors, kv_table
+from electra.cli.dao import dao_app
+from electra.cli.station import station_app
+from electra.cli.vehicle import vehicle_app
+from electra.errors import InvalidInput
+
+app = typer.Typer(
+    name="electra",
+    help="Electra: EV charging settled on an EVM chain.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+chain_app = typer.Typer(help="The chain: start the embedded dev chain, check health.", no_args_is_help=True)
+app.add_typer(chain_app, name="chain")
+app.add_typer(station_app, name="station")
+app.add_typer(vehicle_app, name="vehicle")
+app.add_typer(dao_app, name="dao")
+
+
+@app.callback()
+def _root(
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Data directory (ELECTRA_DATA_DIR).")] = None,
+    rpc_url: Annotated[str | None, typer.Option("--rpc-url", help="JSON-RPC endpoint (ELECTRA_RPC_URL).")] = None,
+) -> None:
+    common.STATE.overrides = {"data_dir": data_dir, "rpc_url": rpc_url}
+    common.STATE._settings = None
+
+
+@app.command()
+@handles_errors
+def version(as_json: JsonOpt = False) -> None:
+    """Print Electra's version."""
+    emit({"version": __version__}, as_json, lambda: console.print(f"electra {__version__}"))
+
+
+@chain_app.command("up")
+@handles_errors
+def chain_up(as_json: JsonOpt = False) -> None:
+    """Start the dev chain in the background (or reuse the one running)."""
+    s = common.settings()
+    if not s.uses_dev_chain:
+        raise InvalidInput("ELECTRA_RPC_URL points at an external chain", "unset it to use the embedded dev chain")
+    dev = DevChain(s)
+    health, started = dev.start()
+    data = {
+        "rpc_url": health.rpc_url,
+        "chain_id": health.chain_id,
+        "block_number": health.block_number,
+        "started": started,
+        "pid": dev.process.pid if dev.process else None,
+        "state_file": str(dev.state_file.resolve()),
+        "log_file": str(dev.log_file.resolve()),
+    }
+    emit(data, as_json, lambda: kv_table("dev chain " + ("started" if started else "already running"), list(data.items())))
+
+
+@chain_app.command("down")
+@handles_errors
+def chain_down(as_json: JsonOpt = False) -> None:
+    """Stop the dev chain of this data directory; it saves its state first."""
+    stopped = DevChain(common.settings()).stop()
+    emit({"stopped": stopped}, as_json, lambda: console.print("stopped" if stopped else "no dev chain was running"))
+
+
+@chain_app.command("status")
+@handles_errors
+def chain_status(as_json: JsonOpt = False) -> None:
+    """Is the chain reachable, which chain is it, is Electra deployed on it."""
+    s = common.settings()
+    c = common.client()
+    block = c.w3.eth.get_block("latest")
+    data: dict[str, Any] = {
+        "rpc_url": c.rpc_url,
+        "chain_id": c.chain_id,
+        "block_number": int(block["number"]),
+        "block_time": int(block["timestamp"]),
+        "client_version": c.w3.client_version,
+        "operator": c.account.address,
+        "operator_balance_wei": str(c.w3.eth.get_balance(c.account.address)),
+        "dev_chain": s.uses_dev_chain,
+        "deployment": None,
+    }
+    path = manifest_path(s, c.chain_id)
+    if path.exists():
+        d = load_deployment(s, c.chain_id)
+        data["deployment"] = {"manifest": str(path.resolve()), "block_number": d.block_number, **d.addresses}
+    emit(data, as_json, lambda: kv_table("chain", _flatten(data)))
+
+
+@chain_app.command("advance")
+@handles_errors
+def chain_advance(seconds: Annotated[int, typer.Argument(min=1)], as_json: JsonOpt = False) -> None:
+    """Move the dev chain's clock forward and mine a block (anvil only), e.g. past a voting period."""
+    c = common.client()
+    if not c.is_anvil:
+        raise InvalidInput("chain advance works only on the anvil dev chain", "wait for real time to pass")
+    c.rpc("evm_increaseTime", seconds)
+    c.rpc("evm_mine")
+    ts = int(c.w3.eth.get_block("latest")["timestamp"])
+    emit({"block_time": ts}, as_json, lambda: console.print(f"chain time is now {ts}"))
+
+
+@app.command()
+@handles_errors
+def deploy(
+    force: Annotated[bool, typer.Option("--force", help="Deploy afresh even if a live deployment exists.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deploy Electra's contracts, or reuse the live deployment; writes the manifest."""
+    s = common.settings()
+    c = common.client()
+    d, fresh = deploy_contracts(c, s, force=force)
+    data = {"deployed": fresh, "manifest": str(manifest_path(s, c.chain_id).resolve()), **d.to_json()}
+    emit(data, as_json, lambda: kv_table("deployed" if fresh else "reusing deployment", _flatten(data)))
+
+
+@app.command()
+@handles_errors
+def up(
+    once: Annotated[bool, typer.Option("--once", help="Start, deploy, print and exit (for scripts).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the platform on its embedded defaults: dev chain, contracts, SQLite. Ctrl-C stops it."""
+    from electra.platform import Platform
+
+    platform = Platform(common.settings())
+    info = platform.start()
+    emit(info, as_json, lambda: kv_table("Electra is up", _flatten(info)))
+    if once:
+        platform.stop(keep_chain=True)
+        return
+    console.print("[dim]Ctrl-C stops the platform; its chain and database state are kept.[/]")
+    try:
+        while True:
+            time.sleep(1.0)
+            platform.check()
+    except KeyboardInterrupt:
+        console.print("stopping: saving chain state")
+    finally:
+        platform.stop()
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for k, v in data.items():
+        if isinstance(v, dict):
+            rows.extend(_flatten(v, f"{prefix}{k}."))
+        elif isinstance(v, list):
+            rows.append((prefix + k, json.dumps(v)))
+        else:
+            rows.append((prefix + k, v))
+    return rows
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""`electra station`: register, show and list chargers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from electra.chain.bindings import StationRecord
+from electra.chain.keys import account_from_hex, load_or_create_key
+from electra.cli import common
+from electra.cli.common import AccountOpt, JsonOpt, KeyOpt, console, emit, handles_errors, kv_table
+from electra.domain.geo import degrees_to_e6, e6_to_text
+from electra.domain.station import (
+    StationSpec,
+    check_charger_id,
+    connector_names,
+    ocpp_version_names,
+    parse_connectors,
+    parse_ocpp_versions,
+    parse_operator_id,
+)
+from electra.errors import InvalidInput
+
+station_app = typer.Typer(help="Chargers: each one an NFT in StationRegistry.", no_args_is_help=True)
+
+
+def station_json(r: StationRecord) -> dict[str, Any]:
+    return {
+        "token_id": r.token_id,
+        "charger_id": r.charger_id,
+        "owner": r.owner,
+        "latitude": e6_to_text(r.latitude_e6),
+        "longitude": e6_to_text(r.longitude_e6),
+        "max_power_w": r.max_power_w,
+        "connector_types": connector_names(r.connector_types),
+        "ocpp_versions": ocpp_version_names(r.ocpp_versions),
+        "ocpi_compliant": r.ocpi_compliant,
+        "operator_id": r.operator_id,
+        "device": r.device,
+        "metadata_hash": r.metadata_hash,
+        "registration_hash": r.registration_hash,
+        "metadata_uri": r.metadata_uri,
+        "registered_at": r.registered_at,
+        "active": r.active,
+        "deactivated": r.deactivated,
+        "suspended": r.suspended,
+    }
+
+
+def _parse_power_kw(text: str) -> int:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        watts = Decimal(text) * 1000
+    except InvalidOperation as exc:
+        raise InvalidInput(f"invalid power {text!r}", "give kW, e.g. --power-kw 22") from exc
+    if watts <= 0 or watts != watts.to_integral_value() or watts >= 2**32:
+        raise InvalidInput(f"invalid power {text!r} kW", "give a positive power with at most 3 decimals")
+    return int(watts)
+
+
+@station_app.command("register")
+@handles_errors
+def register(
+    charger_id: Annotated[str, typer.Option("--charger-id", help="OCPP charge point identity.")],
+    lat: Annotated[str, typer.Option("--lat", help="Latitude, decimal degrees.")],
+    lon: Annotated[str, typer.Option("--lon", help="Longitude, decimal degrees.")],
+    power_kw: Annotated[str, typer.Option("--power-kw", help="Rated power in kW.")] = "22",
+    connectors: Annotated[str, typer.Option(help="Comma list: type1,type2,ccs1,ccs2,chademo,nacs,...")] = "type2",
+    ocpp: Annotated[str, typer.Option(help="OCPP versions spoken: 1.6 and/or 2.0.1.")] = "1.6,2.0.1",
+    operator_id: Annotated[str, typer.Option("--operator-id", help="OCPI party, e.g. DE*ELC.")] = "DE*ELC",
+    ocpi: Annotated[bool, typer.Option("--ocpi/--no-ocpi", help="OCPI compliant.")] = True,
+    metadata_uri: Annotated[str, typer.Option("--metadata-uri", help="Where the full metadata lives.")] = "",
+    metadata_file: Annotated[
+        Path | None, typer.Option("--metadata-file", help="Extra JSON metadata to include and hash.")
+    ] = None,
+    device_key: Annotated[
+        str | None,
+        typer.Option("--device-key", help="The charger's own key (hex). Default: created and kept in the data dir."),
+    ] = None,
+    key: KeyOpt = None,
+    account: AccountOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a charger: the device key signs, the owner sends, the owner gets the NFT."""
+    check_charger_id(charger_id)
+    extra: dict[str, Any] = {}
+    if metadata_file is not None:
+        try:
+            extra = json.loads(metadata_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"cannot read metadata file {metadata_file}: {exc}", "give a JSON object") from exc
+        if not isinstance(extra, dict):
+            raise InvalidInput(f"metadata file {metadata_file} is not a JSON object", "wrap it in {...}")
+    spec = StationSpec(
+        charger_id=charger_id,
+        latitude_e6=degrees_to_e6(lat, "latitude"),
+        longitude_e6=degrees_to_e6(lon, "longitude"),
+        max_power_w=_parse_power_kw(power_kw),
+        connector_types=parse_connectors(connectors.split(",")),
+        ocpp_versions=parse_ocpp_versions(ocpp.split(",")),
+        operator_id=parse_operator_id(operator_id),
+        ocpi_compliant=ocpi,
+        metadata_uri=metadata_uri,
+        metadata=extra,
+    )
+    e = common.electra()
+    owner = common.sender(e.client, key, account)
+    existing = e.stations.token_id_of(charger_id)
+    if existing:
+        raise InvalidInput(f"charger id {charger_id!r} is already registered as token {existing}", "pick another id")
+    key_file = common.settings().keys_dir / "stations" / f"{charger_id}.key"
+    if device_key:
+        device, created = account_from_hex(device_key, "--device-key"), False
+    else:
+        device, created = load_or_create_key(key_file)
+    token_id, tx = e.stations.register(spec, device, owner=owner)
+    record = e.stations.station(token_id)
+    data = {
+        **station_json(record),
+        "tx_hash": tx.tx_hash,
+        "gas_used": tx.gas_used,
+        "device_key_file": str(key_file.resolve()) if not device_key else None,
+        "device_key_created": created,
+        "metadata": spec.metadata_document(),
+    }
+    emit(data, as_json, lambda: kv_table(f"registered charger {charger_id} as token {token_id}", list(data.items())))
+
+
+def _resolve(ref: str) -> int:
+    e = common.electra()
+    if ref.isdigit():
+        return int(ref)
+    token_id = e.stations.token_id_of(ref)
+    if token_id == 0:
+        raise InvalidInput(f"no charger {ref!r} is registered", "list chargers with `electra station list`")
+    return token_id
+
+
+@station_app.command("show")
+@handles_errors
+def show(
+    ref: Annotated[str, typer.Argument(help="Token id or charger id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a charger's on-chain record and its tokenURI metadata."""
+    e = common.electra()
+    token_id = _resolve(ref)
+    if token_id < 1 or token_id > e.stations.total():
+        raise InvalidInput(f"no charger with token id {token_id}", "list chargers with `electra station list`")
+    data = {**station_json(e.stations.station(token_id)), "token_uri_metadata": e.stations.token_metadata(token_id)}
+    emit(data, as_json, lambda: kv_table(f"charger token {token_id}", [(k, v) for k, v in data.items() if k != "token_uri_metadata"]))
+
+
+@station_app.command("list")
+@handles_errors
+def list_(
+    owner: Annotated[str | None, typer.Option(help="Only chargers held by this address.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List registered chargers."""
+    e = common.electra()
+    records = [e.stations.station(i) for i in range(1, e.stations.total() + 1)]
+    if owner:
+        records = [r for r in records if r.owner.lower() == owner.lower()]
+    rows = [station_json(r) for r in records]
+
+    def human() -> None:
+        t = Table("token", "charger id", "owner", "lat", "lon", "kW", "connectors", "active")
+        for r in rows:
+            t.add_row(
+                str(r["token_id"]), r["charger_id"], r["owner"], r["latitude"], r["longitude"],
+                f"{r['max_power_w'] / 1000:g}", ",".join(r["connector_types"]), "yes" if r["active"] else "no",
+            )
+        console.print(t)
+
+    emit({"stations": rows, "count": len(rows)}, as_json, human)
+
+
+@station_app.command("deactivate")
+@handles_errors
+def deactivate(ref: Annotated[str, typer.Argument()], key: KeyOpt = None, account: AccountOpt = None,
+               as_json: JsonOpt = False) -> None:
+    """Take a charger out of service (its owner only)."""
+    e = common.electra()
+    tx = e.stations.deactivate(_resolve(ref), owner=common.sender(e.client, key, account))
+    emit({"tx_hash": tx.tx_hash, "gas_used": tx.gas_used}, as_json, lambda: console.print(f"deactivated ({tx.tx_hash})"))
+
+
+@station_app.command("activate")
+@handles_errors
+def activate(ref: Annotated[str, typer.Argument()], key: KeyOpt = None, account: AccountOpt = None,
+             as_json: JsonOpt = False) -> None:
+    """Put a deactivated charger back in service (its owner only)."""
+    e = common.electra()
+    tx = e.stations.activate(_resolve(ref), owner=common.sender(e.client, key, account))
+    emit({"tx_hash": tx.tx_hash, "gas_used": tx.gas_used}, as_json, lambda: console.print(f"activated ({tx.tx_hash})"))
