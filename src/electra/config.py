@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from electra.errors import ConfigError
@@ -49,7 +50,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_rpc_url(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
+            raise PydanticCustomError("rpc_url", "must start with http:// or https://")
         return v
 
     @property
@@ -82,7 +83,9 @@ def _file_values(path: Path) -> dict[str, Any]:
         with path.open("rb") as f:
             raw = tomllib.load(f)
     except OSError as exc:
-        raise ConfigError(f"cannot read settings file {path}: {exc.strerror}", "fix the path in ELECTRA_CONFIG") from exc
+        raise ConfigError(
+            f"cannot read settings file {path}: {exc.strerror}", "fix the path in ELECTRA_CONFIG"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"settings file {path} is not valid TOML: {exc}", "fix the file") from exc
     return dict(raw.get("electra", raw))

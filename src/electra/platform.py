@@ -64,7 +64,8 @@ class Platform:
             proc = self.devchain.process
             if proc is not None and proc.poll() is not None:
                 raise DevChainError(
-                    f"the dev chain exited with code {proc.returncode}", f"see {self.devchain.log_file}"
+                    f"the dev chain exited with code {proc.returncode}",
+                    f"see {self.devchain.log_file}",
                 )
 
     def stop(self, keep_chain: bool = False) -> None:

@@ -35,7 +35,11 @@ class TxResult:
 
     @classmethod
     def of(cls, receipt: TxReceipt) -> TxResult:
-        return cls("0x" + bytes(receipt["transactionHash"]).hex(), int(receipt["blockNumber"]), int(receipt["gasUsed"]))
+        return cls(
+            "0x" + bytes(receipt["transactionHash"]).hex(),
+            int(receipt["blockNumber"]),
+            int(receipt["gasUsed"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -199,7 +203,12 @@ class VehicleLedgerBinding:
         return int(_event_args(self.contract, "VehicleRegistered", receipt)["vehicleId"]), TxResult.of(receipt)
 
     def onboarding_message(
-        self, vin_hash: bytes, owner: str, device: str, deadline: int | None = None, nonce: int | None = None
+        self,
+        vin_hash: bytes,
+        owner: str,
+        device: str,
+        deadline: int | None = None,
+        nonce: int | None = None,
     ) -> dict[str, Any]:
         if nonce is None:
             nonce = int(self.client.call(self.contract.functions.nonces(device)))

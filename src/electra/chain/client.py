@@ -19,7 +19,13 @@ from web3.types import TxReceipt
 from electra.chain import artifacts
 from electra.chain.keys import account_from_hex, dev_account, refuse_dev_key_off_anvil
 from electra.config import ANVIL_CHAIN_ID, Settings
-from electra.errors import ChainUnreachable, ConfigError, ContractReverted, TransactionFailed, WrongChain
+from electra.errors import (
+    ChainUnreachable,
+    ConfigError,
+    ContractReverted,
+    TransactionFailed,
+    WrongChain,
+)
 
 RECEIPT_TIMEOUT_S = 120
 GAS_HEADROOM = 1.2
@@ -53,7 +59,12 @@ def _error_table() -> dict[bytes, _ErrorAbi]:
     return table
 
 
-_PANIC_CODES = {0x01: "assert", 0x11: "arithmetic overflow", 0x12: "division by zero", 0x32: "array index"}
+_PANIC_CODES = {
+    0x01: "assert",
+    0x11: "arithmetic overflow",
+    0x12: "division by zero",
+    0x32: "array index",
+}
 
 
 def decode_revert(data: bytes | str | None) -> ContractReverted:
@@ -72,7 +83,10 @@ def decode_revert(data: bytes | str | None) -> ContractReverted:
     err = _error_table().get(selector)
     if err is None:
         return ContractReverted("UnknownError", {"data": data})
-    values = abi_decode(list(err.types), body)
+    values = [
+        to_checksum_address(v) if t == "address" else v
+        for t, v in zip(err.types, abi_decode(list(err.types), body), strict=True)
+    ]
     return ContractReverted(err.name, dict(zip(err.names, values, strict=True)))
 
 
@@ -104,7 +118,12 @@ class ChainClient:
         refuse_dev_key_off_anvil(sender, self.chain_id)
         try:
             tx = fn.build_transaction(
-                {"from": sender.address, "chainId": self.chain_id, "value": value, "nonce": self._nonce(sender)}
+                {
+                    "from": sender.address,
+                    "chainId": self.chain_id,
+                    "value": value,
+                    "nonce": self._nonce(sender),
+                }
             )
         except ContractLogicError as exc:
             raise self._reverted(exc) from exc

@@ -21,7 +21,13 @@ from electra.config import Settings
 from electra.errors import DeploymentMissing
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
-CONTRACTS = ("ElectraTimelock", "ElectraToken", "ElectraGovernor", "StationRegistry", "VehicleLedger")
+CONTRACTS = (
+    "ElectraTimelock",
+    "ElectraToken",
+    "ElectraGovernor",
+    "StationRegistry",
+    "VehicleLedger",
+)
 
 
 @dataclass(frozen=True)
@@ -98,9 +104,7 @@ def _deploy_fresh(client: ChainClient, settings: Settings) -> Deployment:
 
     timelock_addr, r = client.deploy("ElectraTimelock", settings.timelock_delay_s, [], [ZERO_ADDRESS], me)
     gas["ElectraTimelock"] = int(r["gasUsed"])
-    token_addr, r = client.deploy(
-        "ElectraToken", timelock_addr, me, settings.genesis_supply, settings.reward_mint_cap
-    )
+    token_addr, r = client.deploy("ElectraToken", timelock_addr, me, settings.genesis_supply, settings.reward_mint_cap)
     gas["ElectraToken"] = int(r["gasUsed"])
     governor_addr, r = client.deploy(
         "ElectraGovernor",

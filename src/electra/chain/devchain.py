@@ -38,12 +38,21 @@ def probe(rpc_url: str, timeout_s: float = 1.0) -> ChainHealth | None:
     """Asks the endpoint who it is; None if nothing answers."""
 
     def call(method: str) -> str:
-        r = requests.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": []}, timeout=timeout_s)
+        r = requests.post(
+            rpc_url,
+            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": []},
+            timeout=timeout_s,
+        )
         r.raise_for_status()
         return str(r.json()["result"])
 
     try:
-        return ChainHealth(rpc_url, int(call("eth_chainId"), 16), int(call("eth_blockNumber"), 16), call("web3_clientVersion"))
+        return ChainHealth(
+            rpc_url,
+            int(call("eth_chainId"), 16),
+            int(call("eth_blockNumber"), 16),
+            call("web3_clientVersion"),
+        )
     except (requests.RequestException, ValueError, KeyError):
         return None
 
@@ -100,11 +109,16 @@ class DevChain:
             raise DevChainError(f"cannot write to {self.dir}: {exc.strerror}", "check ELECTRA_DATA_DIR") from exc
         cmd = [
             str(anvil),
-            "--host", self.settings.dev_chain_host,
-            "--port", str(self.settings.dev_chain_port),
-            "--chain-id", str(ANVIL_CHAIN_ID),
-            "--state", str(self.state_file),
-            "--state-interval", str(STATE_INTERVAL_S),
+            "--host",
+            self.settings.dev_chain_host,
+            "--port",
+            str(self.settings.dev_chain_port),
+            "--chain-id",
+            str(ANVIL_CHAIN_ID),
+            "--state",
+            str(self.state_file),
+            "--state-interval",
+            str(STATE_INTERVAL_S),
         ]
         # A session of its own: Ctrl-C in the terminal reaches Electra, which then stops anvil
         # with SIGTERM so it dumps its state once, in order.

@@ -44,11 +44,22 @@ VEHICLE_ONBOARDING_TYPE = [
 
 
 def domain(name: str, chain_id: int, verifying_contract: str) -> dict[str, Any]:
-    return {"name": name, "version": "1", "chainId": chain_id, "verifyingContract": verifying_contract}
+    return {
+        "name": name,
+        "version": "1",
+        "chainId": chain_id,
+        "verifyingContract": verifying_contract,
+    }
 
 
 def station_registration(
-    spec: StationSpec, owner: str, device: str, nonce: int, deadline: int, chain_id: int, registry: str
+    spec: StationSpec,
+    owner: str,
+    device: str,
+    nonce: int,
+    deadline: int,
+    chain_id: int,
+    registry: str,
 ) -> dict[str, Any]:
     return {
         "types": {"EIP712Domain": _DOMAIN_TYPE, "StationRegistration": STATION_REGISTRATION_TYPE},
@@ -80,7 +91,13 @@ def vehicle_onboarding(
         "types": {"EIP712Domain": _DOMAIN_TYPE, "VehicleOnboarding": VEHICLE_ONBOARDING_TYPE},
         "primaryType": "VehicleOnboarding",
         "domain": domain("VehicleLedger", chain_id, ledger),
-        "message": {"vinHash": vin_hash, "owner": owner, "device": device, "nonce": nonce, "deadline": deadline},
+        "message": {
+            "vinHash": vin_hash,
+            "owner": owner,
+            "device": device,
+            "nonce": nonce,
+            "deadline": deadline,
+        },
     }
 
 

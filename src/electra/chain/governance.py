@@ -13,7 +13,6 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
-
 from web3.logs import DISCARD
 
 from electra.chain.bindings import Electra, TxResult
@@ -77,7 +76,9 @@ def parse_amount(text: str) -> int:
     try:
         value = Decimal(t) * (Decimal(10) ** scale)
     except InvalidOperation as exc:
-        raise InvalidInput(f"invalid amount {text!r}", "give base units (e.g. 10**24) or ELC (e.g. '1000000 ELC')") from exc
+        raise InvalidInput(
+            f"invalid amount {text!r}", "give base units (e.g. 10**24) or ELC (e.g. '1000000 ELC')"
+        ) from exc
     if value != value.to_integral_value() or value < 0:
         raise InvalidInput(f"invalid amount {text!r}: not a whole, non-negative number of base units")
     return int(value)
@@ -146,7 +147,11 @@ class Dao:
         return int(args["proposalId"]), TxResult.of(receipt)
 
     def vote(
-        self, proposal_id: int, support: Support, reason: str = "", voter: LocalAccount | None = None
+        self,
+        proposal_id: int,
+        support: Support,
+        reason: str = "",
+        voter: LocalAccount | None = None,
     ) -> TxResult:
         if reason:
             fn = self.governor.functions.castVoteWithReason(proposal_id, int(support), reason)
@@ -198,8 +203,16 @@ class Dao:
         quorum = int(self.client.call(g.quorum(snapshot))) if snapshot < now else 0
         eta = int(self.client.call(g.proposalEta(proposal_id)))
         return ProposalStatus(
-            proposal_id, state.name.lower(), p.description, int(for_), int(against), int(abstain), quorum,
-            p.vote_start, p.vote_end, eta,
+            proposal_id,
+            state.name.lower(),
+            p.description,
+            int(for_),
+            int(against),
+            int(abstain),
+            quorum,
+            p.vote_start,
+            p.vote_end,
+            eta,
         )
 
     def parameter_value(self, name: str) -> int:
@@ -209,5 +222,3 @@ class Dao:
 
     def chain_time(self) -> int:
         return int(self.client.w3.eth.get_block("latest")["timestamp"])
-
-

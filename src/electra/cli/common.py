@@ -32,10 +32,15 @@ R = TypeVar("R")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 KeyOpt = Annotated[
     str | None,
-    typer.Option("--key", envvar="ELECTRA_USER_KEY", help="Sender's private key (hex). Default: the operator key."),
+    typer.Option(
+        "--key",
+        envvar="ELECTRA_USER_KEY",
+        help="Sender's private key (hex). Default: the operator key.",
+    ),
 ]
 AccountOpt = Annotated[
-    int | None, typer.Option("--account", help="Send from anvil dev account N (dev chain only).", min=0, max=9)
+    int | None,
+    typer.Option("--account", help="Send from anvil dev account N (dev chain only).", min=0, max=9),
 ]
 
 
@@ -89,7 +94,13 @@ def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except ElectraError as exc:
             fail(exc, exc)
         except requests.ConnectionError as exc:
-            fail(ChainUnreachable(f"lost the chain RPC at {settings().effective_rpc_url}", "check that the node is up"), exc)
+            fail(
+                ChainUnreachable(
+                    f"lost the chain RPC at {settings().effective_rpc_url}",
+                    "check that the node is up",
+                ),
+                exc,
+            )
 
     return wrapper
 
@@ -109,7 +120,7 @@ def emit(data: Any, as_json: bool, human: Callable[[], None] | None = None) -> N
 def _json_default(o: Any) -> Any:
     if isinstance(o, bytes):
         return "0x" + o.hex()
-    raise TypeError(f"cannot serialize {type(o).__name__}")
+    raise TypeError(f"cannot serialize {type(o).__name__}")  # protocol: json.dumps(default=) wants TypeError
 
 
 def kv_table(title: str, rows: list[tuple[str, Any]]) -> None:

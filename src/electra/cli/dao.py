@@ -12,8 +12,10 @@ from electra.cli import common
 from electra.cli.common import AccountOpt, JsonOpt, KeyOpt, console, emit, handles_errors, kv_table
 from electra.errors import InvalidInput
 
-dao_app = typer.Typer(help="The DAO: ELC holders govern fees, rewards and bounds through the timelock.",
-                      no_args_is_help=True)
+dao_app = typer.Typer(
+    help="The DAO: ELC holders govern fees, rewards and bounds through the timelock.",
+    no_args_is_help=True,
+)
 
 
 def _dao() -> Dao:
@@ -33,8 +35,13 @@ def params(as_json: JsonOpt = False) -> None:
     """List governed parameters and their current values."""
     dao = _dao()
     rows = [
-        {"name": p.name, "value": str(dao.parameter_value(p.name)), "unit": p.unit, "contract": p.contract,
-         "description": p.description}
+        {
+            "name": p.name,
+            "value": str(dao.parameter_value(p.name)),
+            "unit": p.unit,
+            "contract": p.contract,
+            "description": p.description,
+        }
         for p in PARAMETERS.values()
     ]
 
@@ -66,8 +73,14 @@ def propose(
     dao = _dao()
     pid, tx = dao.propose_parameter(changes, description, proposer=common.sender(dao.client, key, account))
     st = dao.status(pid)
-    data = {"proposal_id": str(pid), "tx_hash": tx.tx_hash, "gas_used": tx.gas_used, "vote_start": st.vote_start,
-            "vote_end": st.vote_end, "state": st.state}
+    data = {
+        "proposal_id": str(pid),
+        "tx_hash": tx.tx_hash,
+        "gas_used": tx.gas_used,
+        "vote_start": st.vote_start,
+        "vote_end": st.vote_end,
+        "state": st.state,
+    }
     emit(data, as_json, lambda: kv_table("proposal created", list(data.items())))
 
 
@@ -94,14 +107,23 @@ def vote(
         fix = f"wait {wait} s" + (f" (dev chain: `electra chain advance {wait}`)" if dao.client.is_anvil else "")
         raise InvalidInput(f"voting on proposal {pid} has not opened yet", fix)
     tx = dao.vote(pid, choice, reason, voter=common.sender(dao.client, key, account))
-    data = {"proposal_id": str(pid), "support": choice.name.lower(), "tx_hash": tx.tx_hash, "gas_used": tx.gas_used}
+    data = {
+        "proposal_id": str(pid),
+        "support": choice.name.lower(),
+        "tx_hash": tx.tx_hash,
+        "gas_used": tx.gas_used,
+    }
     emit(data, as_json, lambda: kv_table("vote cast", list(data.items())))
 
 
 @dao_app.command("queue")
 @handles_errors
-def queue(proposal_id: Annotated[str, typer.Argument()], key: KeyOpt = None, account: AccountOpt = None,
-          as_json: JsonOpt = False) -> None:
+def queue(
+    proposal_id: Annotated[str, typer.Argument()],
+    key: KeyOpt = None,
+    account: AccountOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Queue a succeeded proposal in the timelock."""
     dao = _dao()
     pid = _proposal_id(proposal_id)
@@ -114,8 +136,12 @@ def queue(proposal_id: Annotated[str, typer.Argument()], key: KeyOpt = None, acc
 
 @dao_app.command("execute")
 @handles_errors
-def execute(proposal_id: Annotated[str, typer.Argument()], key: KeyOpt = None, account: AccountOpt = None,
-            as_json: JsonOpt = False) -> None:
+def execute(
+    proposal_id: Annotated[str, typer.Argument()],
+    key: KeyOpt = None,
+    account: AccountOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Execute a queued proposal once its timelock delay has passed."""
     dao = _dao()
     pid = _proposal_id(proposal_id)
@@ -125,7 +151,12 @@ def execute(proposal_id: Annotated[str, typer.Argument()], key: KeyOpt = None, a
         fix = f"wait {wait} s" + (f" (dev chain: `electra chain advance {wait}`)" if dao.client.is_anvil else "")
         raise InvalidInput(f"proposal {pid} is in the timelock until {st.eta}", fix)
     tx = dao.execute(pid, sender=common.sender(dao.client, key, account))
-    data = {"proposal_id": str(pid), "state": dao.status(pid).state, "tx_hash": tx.tx_hash, "gas_used": tx.gas_used}
+    data = {
+        "proposal_id": str(pid),
+        "state": dao.status(pid).state,
+        "tx_hash": tx.tx_hash,
+        "gas_used": tx.gas_used,
+    }
     emit(data, as_json, lambda: kv_table("executed", list(data.items())))
 
 
@@ -143,8 +174,14 @@ def status(proposal_id: Annotated[str | None, typer.Argument()] = None, as_json:
             return
         t = Table("id", "state", "for", "against", "abstain", "description")
         for r in rows:
-            t.add_row(r["proposal_id"], r["state"], r["votes_for"], r["votes_against"], r["votes_abstain"],
-                      r["description"][:60])
+            t.add_row(
+                r["proposal_id"],
+                r["state"],
+                r["votes_for"],
+                r["votes_against"],
+                r["votes_abstain"],
+                r["description"][:60],
+            )
         console.print(t)
 
     emit(rows[0] if proposal_id else {"proposals": rows}, as_json, human)
@@ -152,14 +189,21 @@ def status(proposal_id: Annotated[str | None, typer.Argument()] = None, as_json:
 
 @dao_app.command("delegate")
 @handles_errors
-def delegate(to: Annotated[str | None, typer.Argument(help="Delegatee; default: yourself.")] = None,
-             key: KeyOpt = None, account: AccountOpt = None, as_json: JsonOpt = False) -> None:
+def delegate(
+    to: Annotated[str | None, typer.Argument(help="Delegatee; default: yourself.")] = None,
+    key: KeyOpt = None,
+    account: AccountOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Delegate your ELC votes (to yourself to vote directly)."""
     dao = _dao()
     sender = common.sender(dao.client, key, account)
     tx = dao.electra.token.delegate(to or sender.address, sender=sender)
-    data = {"delegatee": to or sender.address, "votes": str(dao.electra.token.votes(to or sender.address)),
-            "tx_hash": tx.tx_hash}
+    data = {
+        "delegatee": to or sender.address,
+        "votes": str(dao.electra.token.votes(to or sender.address)),
+        "tx_hash": tx.tx_hash,
+    }
     emit(data, as_json, lambda: kv_table("delegated", list(data.items())))
 
 

@@ -68,7 +68,11 @@ def chain_up(as_json: JsonOpt = False) -> None:
         "state_file": str(dev.state_file.resolve()),
         "log_file": str(dev.log_file.resolve()),
     }
-    emit(data, as_json, lambda: kv_table("dev chain " + ("started" if started else "already running"), list(data.items())))
+    emit(
+        data,
+        as_json,
+        lambda: kv_table("dev chain " + ("started" if started else "already running"), list(data.items())),
+    )
 
 
 @chain_app.command("down")
@@ -76,7 +80,11 @@ def chain_up(as_json: JsonOpt = False) -> None:
 def chain_down(as_json: JsonOpt = False) -> None:
     """Stop the dev chain of this data directory; it saves its state first."""
     stopped = DevChain(common.settings()).stop()
-    emit({"stopped": stopped}, as_json, lambda: console.print("stopped" if stopped else "no dev chain was running"))
+    emit(
+        {"stopped": stopped},
+        as_json,
+        lambda: console.print("stopped" if stopped else "no dev chain was running"),
+    )
 
 
 @chain_app.command("status")
@@ -100,7 +108,11 @@ def chain_status(as_json: JsonOpt = False) -> None:
     path = manifest_path(s, c.chain_id)
     if path.exists():
         d = load_deployment(s, c.chain_id)
-        data["deployment"] = {"manifest": str(path.resolve()), "block_number": d.block_number, **d.addresses}
+        data["deployment"] = {
+            "manifest": str(path.resolve()),
+            "block_number": d.block_number,
+            **d.addresses,
+        }
     emit(data, as_json, lambda: kv_table("chain", _flatten(data)))
 
 
@@ -127,8 +139,16 @@ def deploy(
     s = common.settings()
     c = common.client()
     d, fresh = deploy_contracts(c, s, force=force)
-    data = {"deployed": fresh, "manifest": str(manifest_path(s, c.chain_id).resolve()), **d.to_json()}
-    emit(data, as_json, lambda: kv_table("deployed" if fresh else "reusing deployment", _flatten(data)))
+    data = {
+        "deployed": fresh,
+        "manifest": str(manifest_path(s, c.chain_id).resolve()),
+        **d.to_json(),
+    }
+    emit(
+        data,
+        as_json,
+        lambda: kv_table("deployed" if fresh else "reusing deployment", _flatten(data)),
+    )
 
 
 @app.command()

@@ -76,11 +76,15 @@ def register(
     ocpi: Annotated[bool, typer.Option("--ocpi/--no-ocpi", help="OCPI compliant.")] = True,
     metadata_uri: Annotated[str, typer.Option("--metadata-uri", help="Where the full metadata lives.")] = "",
     metadata_file: Annotated[
-        Path | None, typer.Option("--metadata-file", help="Extra JSON metadata to include and hash.")
+        Path | None,
+        typer.Option("--metadata-file", help="Extra JSON metadata to include and hash."),
     ] = None,
     device_key: Annotated[
         str | None,
-        typer.Option("--device-key", help="The charger's own key (hex). Default: created and kept in the data dir."),
+        typer.Option(
+            "--device-key",
+            help="The charger's own key (hex). Default: created and kept in the data dir.",
+        ),
     ] = None,
     key: KeyOpt = None,
     account: AccountOpt = None,
@@ -112,7 +116,10 @@ def register(
     owner = common.sender(e.client, key, account)
     existing = e.stations.token_id_of(charger_id)
     if existing:
-        raise InvalidInput(f"charger id {charger_id!r} is already registered as token {existing}", "pick another id")
+        raise InvalidInput(
+            f"charger id {charger_id!r} is already registered as token {existing}",
+            "pick another id",
+        )
     key_file = common.settings().keys_dir / "stations" / f"{charger_id}.key"
     if device_key:
         device, created = account_from_hex(device_key, "--device-key"), False
@@ -128,7 +135,11 @@ def register(
         "device_key_created": created,
         "metadata": spec.metadata_document(),
     }
-    emit(data, as_json, lambda: kv_table(f"registered charger {charger_id} as token {token_id}", list(data.items())))
+    emit(
+        data,
+        as_json,
+        lambda: kv_table(f"registered charger {charger_id} as token {token_id}", list(data.items())),
+    )
 
 
 def _resolve(ref: str) -> int:
@@ -152,8 +163,18 @@ def show(
     token_id = _resolve(ref)
     if token_id < 1 or token_id > e.stations.total():
         raise InvalidInput(f"no charger with token id {token_id}", "list chargers with `electra station list`")
-    data = {**station_json(e.stations.station(token_id)), "token_uri_metadata": e.stations.token_metadata(token_id)}
-    emit(data, as_json, lambda: kv_table(f"charger token {token_id}", [(k, v) for k, v in data.items() if k != "token_uri_metadata"]))
+    data = {
+        **station_json(e.stations.station(token_id)),
+        "token_uri_metadata": e.stations.token_metadata(token_id),
+    }
+    emit(
+        data,
+        as_json,
+        lambda: kv_table(
+            f"charger token {token_id}",
+            [(k, v) for k, v in data.items() if k != "token_uri_metadata"],
+        ),
+    )
 
 
 @station_app.command("list")
@@ -173,8 +194,14 @@ def list_(
         t = Table("token", "charger id", "owner", "lat", "lon", "kW", "connectors", "active")
         for r in rows:
             t.add_row(
-                str(r["token_id"]), r["charger_id"], r["owner"], r["latitude"], r["longitude"],
-                f"{r['max_power_w'] / 1000:g}", ",".join(r["connector_types"]), "yes" if r["active"] else "no",
+                str(r["token_id"]),
+                r["charger_id"],
+                r["owner"],
+                r["latitude"],
+                r["longitude"],
+                f"{r['max_power_w'] / 1000:g}",
+                ",".join(r["connector_types"]),
+                "yes" if r["active"] else "no",
             )
         console.print(t)
 
@@ -183,19 +210,35 @@ def list_(
 
 @station_app.command("deactivate")
 @handles_errors
-def deactivate(ref: Annotated[str, typer.Argument()], key: KeyOpt = None, account: AccountOpt = None,
-               as_json: JsonOpt = False) -> None:
+def deactivate(
+    ref: Annotated[str, typer.Argument()],
+    key: KeyOpt = None,
+    account: AccountOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Take a charger out of service (its owner only)."""
     e = common.electra()
     tx = e.stations.deactivate(_resolve(ref), owner=common.sender(e.client, key, account))
-    emit({"tx_hash": tx.tx_hash, "gas_used": tx.gas_used}, as_json, lambda: console.print(f"deactivated ({tx.tx_hash})"))
+    emit(
+        {"tx_hash": tx.tx_hash, "gas_used": tx.gas_used},
+        as_json,
+        lambda: console.print(f"deactivated ({tx.tx_hash})"),
+    )
 
 
 @station_app.command("activate")
 @handles_errors
-def activate(ref: Annotated[str, typer.Argument()], key: KeyOpt = None, account: AccountOpt = None,
-             as_json: JsonOpt = False) -> None:
+def activate(
+    ref: Annotated[str, typer.Argument()],
+    key: KeyOpt = None,
+    account: AccountOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Put a deactivated charger back in service (its owner only)."""
     e = common.electra()
     tx = e.stations.activate(_resolve(ref), owner=common.sender(e.client, key, account))
-    emit({"tx_hash": tx.tx_hash, "gas_used": tx.gas_used}, as_json, lambda: console.print(f"activated ({tx.tx_hash})"))
+    emit(
+        {"tx_hash": tx.tx_hash, "gas_used": tx.gas_used},
+        as_json,
+        lambda: console.print(f"activated ({tx.tx_hash})"),
+    )

@@ -34,18 +34,28 @@ def vehicle_json(r: VehicleRecord) -> dict[str, Any]:
 @vehicle_app.command("register")
 @handles_errors
 def register(
-    vin: Annotated[str, typer.Option("--vin", help="The vehicle's 17-character VIN (only its hash goes on-chain).")],
+    vin: Annotated[
+        str,
+        typer.Option("--vin", help="The vehicle's 17-character VIN (only its hash goes on-chain)."),
+    ],
     device_key: Annotated[
         str | None,
-        typer.Option("--device-key", help="The vehicle's own key (hex). Default: created and kept in the data dir."),
+        typer.Option(
+            "--device-key",
+            help="The vehicle's own key (hex). Default: created and kept in the data dir.",
+        ),
     ] = None,
     self_onboard: Annotated[
         bool,
-        typer.Option("--self-onboard/--by-owner", help="Device signs an EIP-712 onboarding that the relayer sends."),
+        typer.Option(
+            "--self-onboard/--by-owner",
+            help="Device signs an EIP-712 onboarding that the relayer sends.",
+        ),
     ] = True,
     owner: Annotated[str | None, typer.Option("--owner", help="Owner address when self-onboarding.")] = None,
     sign_only: Annotated[
-        Path | None, typer.Option("--sign-only", help="Only sign; write the signed onboarding to this file.")
+        Path | None,
+        typer.Option("--sign-only", help="Only sign; write the signed onboarding to this file."),
     ] = None,
     key: KeyOpt = None,
     account: AccountOpt = None,
@@ -58,7 +68,10 @@ def register(
     sender = common.sender(e.client, key, account)
     existing = e.vehicles.vehicle_id_of_vin(h)
     if existing:
-        raise InvalidInput(f"this VIN is already registered as vehicle {existing}", "show it with `electra vehicle show`")
+        raise InvalidInput(
+            f"this VIN is already registered as vehicle {existing}",
+            "show it with `electra vehicle show`",
+        )
     key_file = common.settings().keys_dir / "vehicles" / f"{v}.key"
     if device_key:
         device, created = account_from_hex(device_key, "--device-key"), False
@@ -69,8 +82,13 @@ def register(
         if sign_only:
             payload = {**signed, "message": {**signed["message"], "vinHash": "0x" + h.hex()}}
             sign_only.write_text(json.dumps(payload, indent=2) + "\n")
-            emit({"signed": str(sign_only), "device": device.address}, as_json,
-                 lambda: console.print(f"signed onboarding written to {sign_only}; relay it with `electra vehicle relay`"))
+            emit(
+                {"signed": str(sign_only), "device": device.address},
+                as_json,
+                lambda: console.print(
+                    f"signed onboarding written to {sign_only}; relay it with `electra vehicle relay`"
+                ),
+            )
             return
         vehicle_id, tx = e.vehicles.relay_onboarding(signed, relayer=sender)
     else:
@@ -102,11 +120,22 @@ def relay(
         m = signed["message"]
         signed["message"] = {**m, "vinHash": bytes.fromhex(str(m["vinHash"]).removeprefix("0x"))}
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InvalidInput(f"cannot read a signed onboarding from {signed_file}: {exc}", "sign one with --sign-only") from exc
+        raise InvalidInput(
+            f"cannot read a signed onboarding from {signed_file}: {exc}",
+            "sign one with --sign-only",
+        ) from exc
     e = common.electra()
     vehicle_id, tx = e.vehicles.relay_onboarding(signed, relayer=common.sender(e.client, key, account))
-    data = {**vehicle_json(e.vehicles.vehicle(vehicle_id)), "tx_hash": tx.tx_hash, "gas_used": tx.gas_used}
-    emit(data, as_json, lambda: kv_table(f"relayed onboarding of vehicle {vehicle_id}", list(data.items())))
+    data = {
+        **vehicle_json(e.vehicles.vehicle(vehicle_id)),
+        "tx_hash": tx.tx_hash,
+        "gas_used": tx.gas_used,
+    }
+    emit(
+        data,
+        as_json,
+        lambda: kv_table(f"relayed onboarding of vehicle {vehicle_id}", list(data.items())),
+    )
 
 
 @vehicle_app.command("show")
@@ -122,7 +151,10 @@ def show(
     else:
         vehicle_id = e.vehicles.vehicle_id_of_vin(vin_hash(ref))
         if vehicle_id == 0:
-            raise InvalidInput("no vehicle with this VIN is registered", "register it with `electra vehicle register`")
+            raise InvalidInput(
+                "no vehicle with this VIN is registered",
+                "register it with `electra vehicle register`",
+            )
     if not 1 <= vehicle_id <= e.vehicles.total():
         raise InvalidInput(f"no vehicle with id {vehicle_id}", "check the id")
     data = vehicle_json(e.vehicles.vehicle(vehicle_id))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import IntFlag
 from typing import Any
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from electra.domain.geo import check_e6
 from electra.errors import InvalidInput

@@ -42,7 +42,9 @@ def migrate(engine: Engine) -> None:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
     except OperationalError as exc:
-        raise ConfigError(f"cannot open the database: {exc.orig}", "check ELECTRA_DB_URL and the data directory") from exc
+        raise ConfigError(
+            f"cannot open the database: {exc.orig}", "check ELECTRA_DB_URL and the data directory"
+        ) from exc
 
 
 def record_run(engine: Engine, run: PlatformRun) -> int:
