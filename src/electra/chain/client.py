@@ -28,7 +28,11 @@ from electra.errors import (
 )
 
 RECEIPT_TIMEOUT_S = 120
-GAS_HEADROOM = 1.2
+# An estimate is taken at the pending block's timestamp; the mined block may differ, and with a
+# timestamp clock (ERC20Votes checkpoints) a new timestamp can mean a fresh storage slot (+20k).
+# Unused gas is refunded, so the headroom costs nothing but block space.
+GAS_HEADROOM = 1.25
+GAS_FLAT_HEADROOM = 30_000
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,7 @@ class ChainClient:
             )
         except ContractLogicError as exc:
             raise self._reverted(exc) from exc
-        tx["gas"] = int(tx["gas"] * GAS_HEADROOM)
+        tx["gas"] = int(tx["gas"] * GAS_HEADROOM) + GAS_FLAT_HEADROOM
         return self._send(tx, sender)
 
     def deploy(self, name: str, *args: Any, sender: LocalAccount | None = None) -> tuple[str, TxReceipt]:
@@ -140,7 +144,7 @@ class ChainClient:
             )
         except ContractLogicError as exc:
             raise self._reverted(exc) from exc
-        tx["gas"] = int(tx["gas"] * GAS_HEADROOM)
+        tx["gas"] = int(tx["gas"] * GAS_HEADROOM) + GAS_FLAT_HEADROOM
         receipt = self._send(tx, sender)
         address = receipt["contractAddress"]
         if address is None:
@@ -167,7 +171,11 @@ class ChainClient:
                 "check the chain and the account's gas price; it may still be mined",
             ) from exc
         if receipt["status"] != 1:
-            raise TransactionFailed(f"transaction 0x{tx_hash.hex().removeprefix('0x')} reverted")
+            why = " out of gas" if int(receipt["gasUsed"]) >= int(tx["gas"]) else ""
+            raise TransactionFailed(
+                f"transaction 0x{tx_hash.hex().removeprefix('0x')} reverted{why} in block {receipt['blockNumber']}",
+                "the chain's state changed between estimate and inclusion; retry",
+            )
         return receipt
 
     @staticmethod
