@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from eth_account import Account
@@ -82,3 +87,52 @@ def test_platform_restart_keeps_chain_and_database(data_dir: Path) -> None:
     }
     assert (info1["platform_runs"], info2["platform_runs"]) == (1, 2)
     assert info2["chain"]["block_number"] >= info1["chain"]["block_number"]
+
+
+def _start_up(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "electra.cli.main", "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "Ctrl-C stops" in line:
+            return proc, "".join(lines)
+    raise AssertionError("electra up did not come up:\n" + "".join(lines))
+
+
+def test_ctrl_c_stops_everything_and_the_next_start_keeps_state(data_dir: Path) -> None:
+    """What a user does with `make run`: Ctrl-C (SIGINT to the whole group, forwarded twice), then again."""
+    port = free_port()
+    env = {**os.environ, "ELECTRA_DATA_DIR": str(data_dir), "ELECTRA_DEV_CHAIN_PORT": str(port)}
+    settings = load_settings(data_dir=data_dir, dev_chain_port=port)
+    proc, _ = _start_up(env)
+    client = connect(settings)
+    e = Electra.of(client, deploy(client, settings)[0])
+    spec = StationSpec("CP-CTRL-C", 1, 2, 7_400, 2, 1, b"DEELC")
+    token_id, _ = e.stations.register(spec, Account.create(), owner=dev_account(1))
+    os.killpg(proc.pid, signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "stopped" in out
+    assert DevChain(settings).health() is None, "anvil must not outlive electra up"
+
+    proc, banner = _start_up(env)
+    assert re.search(r"platform_runs\s+│ 2 ", banner), banner
+    assert re.search(r"dev_chain\s+│ started ", banner), banner
+    try:
+        client = connect(settings)
+        again, fresh = deploy(client, settings)
+        assert not fresh
+        assert Electra.of(client, again).stations.station(token_id).charger_id == "CP-CTRL-C"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out

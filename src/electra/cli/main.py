@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -167,14 +168,18 @@ def up(
         platform.stop(keep_chain=True)
         return
     console.print("[dim]Ctrl-C stops the platform; its chain and database state are kept.[/]")
+    # Ctrl-C reaches every process of the terminal's group, and `uv run` forwards it once more:
+    # the first SIGINT/SIGTERM starts an orderly stop, later ones must not interrupt it.
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     try:
-        while True:
-            time.sleep(1.0)
+        while not stop.wait(1.0):
             platform.check()
-    except KeyboardInterrupt:
-        console.print("stopping: saving chain state")
+        console.print("stopping: the dev chain saves its state")
     finally:
         platform.stop()
+    console.print("stopped")
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
