@@ -13,7 +13,6 @@ $(UV):
 	python3 -m pip install --user --quiet 'uv==0.13.8' || python3 -m pip install --quiet 'uv==0.13.8'
 
 py-deps: $(UV)
-	@command -v uv >/dev/null || export PATH="$(HOME)/.local/bin:$$PATH"; \
 	$(UV) sync --frozen --quiet
 
 # npm ci only when the lock changed since the last install.

@@ -283,3 +283,18 @@ def test_console_script_prints_one_line_without_traceback(tmp_path: Path) -> Non
     assert proc.stderr.strip().splitlines() == [
         "error: invalid latitude 100.000000: outside -90..90 degrees; check the order (latitude first) and the sign"
     ]
+
+
+def test_station_service_state_by_owner_only(cli: Settings) -> None:
+    ok_json(
+        run(
+            cli, "station", "register", "--charger-id", "CP-SVC", "--lat", "1", "--lon", "2", "--account", "1", "--json"
+        )
+    )
+    err = one_line_error(run(cli, "station", "deactivate", "CP-SVC", "--account", "2"))
+    assert "StationRegistryNotStationOwner" in err
+    assert ok_json(run(cli, "station", "deactivate", "CP-SVC", "--account", "1", "--json"))["active"] is False
+    assert ok_json(run(cli, "station", "show", "CP-SVC", "--json"))["active"] is False
+    assert ok_json(run(cli, "station", "activate", "1", "--account", "1", "--json"))["active"] is True
+    assert ok_json(run(cli, "station", "show", "1", "--json"))["active"] is True
+    assert "no charger 'CP-NOPE'" in one_line_error(run(cli, "station", "show", "CP-NOPE"))

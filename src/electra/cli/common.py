@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import requests
@@ -19,7 +20,7 @@ from rich.text import Text
 from electra.chain.bindings import Electra
 from electra.chain.client import ChainClient, connect
 from electra.chain.deploy import load_deployment
-from electra.chain.keys import account_from_hex, dev_account
+from electra.chain.keys import account_from_hex, dev_account, load_or_create_key
 from electra.config import Settings, load_settings
 from electra.errors import ChainUnreachable, ElectraError, InvalidInput
 
@@ -82,6 +83,18 @@ def sender(c: ChainClient, key: str | None, account: int | None) -> LocalAccount
             raise InvalidInput("--account works only on the anvil dev chain", "use --key on other chains")
         return dev_account(account)
     return c.account
+
+
+def device_account(device_key: str | None, kind: str, name: str) -> tuple[LocalAccount, Path | None, bool]:
+    """The device key given on the command line, or the one kept (or now created) in the data dir.
+
+    Returns (account, key file or None, created).
+    """
+    if device_key:
+        return account_from_hex(device_key, "--device-key"), None, False
+    key_file = settings().keys_dir / kind / f"{name}.key"
+    account, created = load_or_create_key(key_file)
+    return account, key_file.resolve(), created
 
 
 def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:

@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from electra.chain.bindings import StationRecord
-from electra.chain.keys import account_from_hex, load_or_create_key
 from electra.cli import common
 from electra.cli.common import AccountOpt, JsonOpt, KeyOpt, console, emit, handles_errors, kv_table
 from electra.domain.geo import degrees_to_e6, e6_to_text
@@ -120,18 +119,14 @@ def register(
             f"charger id {charger_id!r} is already registered as token {existing}",
             "pick another id",
         )
-    key_file = common.settings().keys_dir / "stations" / f"{charger_id}.key"
-    if device_key:
-        device, created = account_from_hex(device_key, "--device-key"), False
-    else:
-        device, created = load_or_create_key(key_file)
+    device, key_file, created = common.device_account(device_key, "stations", charger_id)
     token_id, tx = e.stations.register(spec, device, owner=owner)
     record = e.stations.station(token_id)
     data = {
         **station_json(record),
         "tx_hash": tx.tx_hash,
         "gas_used": tx.gas_used,
-        "device_key_file": str(key_file.resolve()) if not device_key else None,
+        "device_key_file": str(key_file) if key_file else None,
         "device_key_created": created,
         "metadata": spec.metadata_document(),
     }
@@ -208,37 +203,29 @@ def list_(
     emit({"stations": rows, "count": len(rows)}, as_json, human)
 
 
+def _set_service(ref: str, active: bool, key: str | None, account: int | None, as_json: bool) -> None:
+    e = common.electra()
+    owner = common.sender(e.client, key, account)
+    token_id = _resolve(ref)
+    tx = e.stations.activate(token_id, owner=owner) if active else e.stations.deactivate(token_id, owner=owner)
+    word = "activated" if active else "deactivated"
+    data = {"token_id": token_id, "active": active, "tx_hash": tx.tx_hash, "gas_used": tx.gas_used}
+    emit(data, as_json, lambda: console.print(f"{word} charger token {token_id} ({tx.tx_hash})"))
+
+
 @station_app.command("deactivate")
 @handles_errors
 def deactivate(
-    ref: Annotated[str, typer.Argument()],
-    key: KeyOpt = None,
-    account: AccountOpt = None,
-    as_json: JsonOpt = False,
+    ref: Annotated[str, typer.Argument()], key: KeyOpt = None, account: AccountOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Take a charger out of service (its owner only)."""
-    e = common.electra()
-    tx = e.stations.deactivate(_resolve(ref), owner=common.sender(e.client, key, account))
-    emit(
-        {"tx_hash": tx.tx_hash, "gas_used": tx.gas_used},
-        as_json,
-        lambda: console.print(f"deactivated ({tx.tx_hash})"),
-    )
+    _set_service(ref, False, key, account, as_json)
 
 
 @station_app.command("activate")
 @handles_errors
 def activate(
-    ref: Annotated[str, typer.Argument()],
-    key: KeyOpt = None,
-    account: AccountOpt = None,
-    as_json: JsonOpt = False,
+    ref: Annotated[str, typer.Argument()], key: KeyOpt = None, account: AccountOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Put a deactivated charger back in service (its owner only)."""
-    e = common.electra()
-    tx = e.stations.activate(_resolve(ref), owner=common.sender(e.client, key, account))
-    emit(
-        {"tx_hash": tx.tx_hash, "gas_used": tx.gas_used},
-        as_json,
-        lambda: console.print(f"activated ({tx.tx_hash})"),
-    )
+    _set_service(ref, True, key, account, as_json)

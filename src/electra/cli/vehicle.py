@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import typer
 
 from electra.chain.bindings import VehicleRecord
-from electra.chain.keys import account_from_hex, load_or_create_key
 from electra.cli import common
 from electra.cli.common import AccountOpt, JsonOpt, KeyOpt, console, emit, handles_errors, kv_table
 from electra.domain.vehicle import normalize_vin, vin_hash
@@ -72,11 +71,7 @@ def register(
             f"this VIN is already registered as vehicle {existing}",
             "show it with `electra vehicle show`",
         )
-    key_file = common.settings().keys_dir / "vehicles" / f"{v}.key"
-    if device_key:
-        device, created = account_from_hex(device_key, "--device-key"), False
-    else:
-        device, created = load_or_create_key(key_file)
+    device, key_file, created = common.device_account(device_key, "vehicles", v)
     if self_onboard or sign_only:
         signed = e.vehicles.sign_onboarding(device, h, owner or sender.address)
         if sign_only:
@@ -100,7 +95,7 @@ def register(
         "relayed": bool(self_onboard),
         "tx_hash": tx.tx_hash,
         "gas_used": tx.gas_used,
-        "device_key_file": str(key_file.resolve()) if not device_key else None,
+        "device_key_file": str(key_file) if key_file else None,
         "device_key_created": created,
     }
     emit(data, as_json, lambda: kv_table(f"registered vehicle {vehicle_id}", list(data.items())))
