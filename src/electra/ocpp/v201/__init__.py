@@ -1,0 +1,1 @@
+"""OCPP 2.0.1 handlers."""
