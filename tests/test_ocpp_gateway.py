@@ -71,9 +71,11 @@ def test_registered_charger_is_accepted(electra: Electra, boot: Any) -> None:
 
     async def body(system: CentralSystem, url: str) -> Any:
         result = await boot(url, "CP-OCPP-1")
+        await asyncio.sleep(0.05)  # let the server notice the close
         return result, dict(system.live)
 
-    (boot_result, hb), live_during = asyncio.run(with_system(electra, body))
+    (boot_result, hb), live_after = asyncio.run(with_system(electra, body))
+    assert live_after == {}, "a closed connection leaves no live entry behind"
     assert boot_result.status == "Accepted"
     assert boot_result.interval == 300
     assert hb.current_time.endswith("Z")
