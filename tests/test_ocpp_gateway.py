@@ -130,3 +130,36 @@ def test_bad_paths_and_missing_subprotocol(electra: Electra) -> None:
         return codes
 
     assert asyncio.run(with_system(electra, body)) == [400, 404, 400]
+
+
+def test_electra_csms_command_serves_registered_chargers(electra: Electra, chain_settings: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port
+
+    register(electra, "CP-OCPP-CLI")
+    port = free_port()
+    env = {
+        **os.environ,
+        "ELECTRA_DATA_DIR": str(chain_settings.data_dir),
+        "ELECTRA_DEV_CHAIN_PORT": str(chain_settings.dev_chain_port),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "electra.cli.main", "csms", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert "OCPP central system on ws://127.0.0.1:" in proc.stdout.readline()
+        boot, _ = asyncio.run(boot201(f"ws://127.0.0.1:{port}/ocpp/", "CP-OCPP-CLI"))
+        assert boot.status == "Accepted"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     anvil_bin: Path | None = Field(default=None, description="anvil binary; default: node_modules, then PATH.")
     db_url: str | None = Field(default=None, description="SQLAlchemy URL; unset means SQLite in data_dir.")
     rpc_timeout_s: float = Field(default=10.0, gt=0)
+    csms_host: str = Field(default="127.0.0.1", description="Where the OCPP central system listens.")
+    csms_port: int = Field(default=9000, ge=0, le=65535)
 
     # Deployment parameters (used by `electra deploy` on a new chain).
     voting_delay_s: int = Field(default=60, ge=0)

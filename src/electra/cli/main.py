@@ -182,6 +182,38 @@ def up(
     console.print("stopped")
 
 
+@app.command()
+@handles_errors
+def csms(
+    port: Annotated[int | None, typer.Option("--port", help="Listen port (ELECTRA_CSMS_PORT, default 9000).")] = None,
+) -> None:
+    """Run the OCPP central system: ws://HOST:PORT/ocpp/{charge_point_id}, OCPP 1.6J and 2.0.1."""
+    import asyncio
+
+    from electra.ocpp.directory import ChainChargerDirectory
+    from electra.ocpp.gateway import CentralSystem
+
+    s = common.settings()
+    e = common.electra()
+    system = CentralSystem(
+        ChainChargerDirectory(e.stations), host=s.csms_host, port=s.csms_port if port is None else port
+    )
+
+    async def serve() -> None:
+        await system.start()
+        console.print(
+            f"OCPP central system on ws://{system.host}:{system.port}/ocpp/{{charge_point_id}}", highlight=False
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await system.stop()
+
+    asyncio.run(serve())
+
+
 def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = []
     for k, v in data.items():
