@@ -20,6 +20,7 @@ from electra.chain import artifacts
 from electra.chain.keys import account_from_hex, dev_account, refuse_dev_key_off_anvil
 from electra.config import ANVIL_CHAIN_ID, Settings
 from electra.errors import (
+    ChainError,
     ChainUnreachable,
     ConfigError,
     ContractReverted,
@@ -154,7 +155,7 @@ class ChainClient:
     def rpc(self, method: str, *params: Any) -> Any:
         response = self.w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
         if "error" in response:
-            raise ChainUnreachable(f"{method} failed: {response['error']}")
+            raise ChainError(f"{method} failed: {response['error']}")
         return response.get("result")
 
     def _nonce(self, sender: LocalAccount) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -31,8 +32,6 @@ class ChainChargerDirectory:
     def __init__(
         self, stations: StationRegistryBinding, ttl_s: float = 5.0, clock: Callable[[], float] | None = None
     ) -> None:
-        import time
-
         self.stations = stations
         self.ttl_s = ttl_s
         self.clock = clock or time.monotonic
