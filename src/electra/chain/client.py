@@ -119,34 +119,12 @@ class ChainClient:
 
     def transact(self, fn: ContractFunction, sender: LocalAccount | None = None, value: int = 0) -> TxReceipt:
         """Estimates, signs with ``sender`` (the operator by default), sends and waits for the receipt."""
-        sender = sender or self.account
-        refuse_dev_key_off_anvil(sender, self.chain_id)
-        try:
-            tx = fn.build_transaction(
-                {
-                    "from": sender.address,
-                    "chainId": self.chain_id,
-                    "value": value,
-                    "nonce": self._nonce(sender),
-                }
-            )
-        except ContractLogicError as exc:
-            raise self._reverted(exc) from exc
-        tx["gas"] = int(tx["gas"] * GAS_HEADROOM) + GAS_FLAT_HEADROOM
-        return self._send(tx, sender)
+        return self._build_and_send(fn, sender or self.account, value)
 
     def deploy(self, name: str, *args: Any, sender: LocalAccount | None = None) -> tuple[str, TxReceipt]:
-        sender = sender or self.account
         art = artifacts.load(name)
         factory = self.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
-        try:
-            tx = factory.constructor(*args).build_transaction(
-                {"from": sender.address, "chainId": self.chain_id, "nonce": self._nonce(sender)}
-            )
-        except ContractLogicError as exc:
-            raise self._reverted(exc) from exc
-        tx["gas"] = int(tx["gas"] * GAS_HEADROOM) + GAS_FLAT_HEADROOM
-        receipt = self._send(tx, sender)
+        receipt = self._build_and_send(factory.constructor(*args), sender or self.account, 0)
         address = receipt["contractAddress"]
         if address is None:
             raise TransactionFailed(f"deploying {name} gave no contract address")
@@ -157,6 +135,19 @@ class ChainClient:
         if "error" in response:
             raise ChainError(f"{method} failed: {response['error']}")
         return response.get("result")
+
+    def _build_and_send(self, fn: Any, sender: LocalAccount, value: int) -> TxReceipt:
+        """``fn`` is a contract function call or a constructor call; both build the same way."""
+        refuse_dev_key_off_anvil(sender, self.chain_id)
+        params: dict[str, Any] = {"from": sender.address, "chainId": self.chain_id, "nonce": self._nonce(sender)}
+        if value:
+            params["value"] = value
+        try:
+            tx = fn.build_transaction(params)
+        except ContractLogicError as exc:
+            raise self._reverted(exc) from exc
+        tx["gas"] = int(tx["gas"] * GAS_HEADROOM) + GAS_FLAT_HEADROOM
+        return self._send(tx, sender)
 
     def _nonce(self, sender: LocalAccount) -> int:
         return int(self.w3.eth.get_transaction_count(sender.address, "pending"))

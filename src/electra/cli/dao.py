@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from electra.chain.governance import PARAMETERS, Dao, ProposalState, Support, parse_amount
+from electra.chain.governance import PARAMETERS, Dao, ProposalState, ProposalStatus, Support, parse_amount
 from electra.cli import common
 from electra.cli.common import AccountOpt, JsonOpt, KeyOpt, console, emit, handles_errors, kv_table
 from electra.errors import InvalidInput
@@ -207,7 +207,7 @@ def delegate(
     emit(data, as_json, lambda: kv_table("delegated", list(data.items())))
 
 
-def _require_state(dao: Dao, pid: int, wanted: ProposalState, action: str):  # type: ignore[no-untyped-def]
+def _require_state(dao: Dao, pid: int, wanted: ProposalState, action: str) -> ProposalStatus:
     st = dao.status(pid)
     if st.state != wanted.name.lower():
         raise InvalidInput(f"cannot {action} proposal {pid}: it is {st.state}", f"it must be {wanted.name.lower()}")
