@@ -4,7 +4,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PY := .venv/bin/python
 export UV_LINK_MODE ?= copy
 
-.PHONY: run test test-all soak gas compile lint deps py-deps npm-deps clean-data
+.PHONY: run test test-all soak gas compile lint deps py-deps npm-deps pg-deps clean-data
 
 ## Install uv if missing, then the locked Python and npm dependencies.
 deps: py-deps npm-deps
@@ -22,16 +22,25 @@ node_modules/.electra-installed: package-lock.json
 
 npm-deps: node_modules/.electra-installed
 
+## PostgreSQL server binaries for the store tests, from Debian's package, only if none are installed.
+## The tests start a throwaway cluster of their own (tests/pgserver.py), never the package's one on 5432.
+pg-deps:
+	@if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then \
+		echo "pg-deps: no initdb under /usr/lib/postgresql/*/bin; installing Debian's postgresql package"; \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	fi
+
 ## Run the platform on its embedded defaults (anvil dev chain + SQLite under ./.electra).
 run: deps
 	$(UV) run --frozen electra up
 
 ## The whole test suite, minus the slow soak/load runs.
-test: deps
+test: deps pg-deps
 	$(UV) run --frozen pytest -m "not slow" -q
 
 ## Only the slow soak and load runs.
-soak: deps
+soak: deps pg-deps
 	$(UV) run --frozen pytest -m slow -q
 
 ## Gas per operation on a fresh dev chain; updates docs/benchmarks.md.

@@ -4,16 +4,20 @@ snapshot reverted after every test so tests do not see each other's transactions
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from electra.chain.bindings import Electra
 from electra.chain.client import ChainClient, connect
 from electra.chain.deploy import deploy
 from electra.chain.devchain import DevChain
 from electra.config import Settings, load_settings
+from electra.store.db import make_engine, migrate
+from tests.pgserver import PostgresServer, PostgresUnavailable
 
 
 def free_port() -> int:
@@ -71,3 +75,46 @@ def electra(session_electra: Electra) -> Iterator[Electra]:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster of our own for the whole session (see tests/pgserver.py)."""
+    try:
+        server = PostgresServer()
+        server.start()
+    except PostgresUnavailable as exc:
+        pytest.fail(f"cannot start a test PostgreSQL: {exc}", pytrace=False)
+    try:
+        server.create_database("electra_test")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """SQLAlchemy URL of the session cluster's `electra_test` database."""
+    return postgres_server.url("electra_test")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"], ids=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database per test, on each backend the store supports."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/electra.db"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = f"electra_t_{uuid.uuid4().hex[:16]}"
+    server.create_database(name)
+    yield server.url(name)
+    server.drop_database(name)
+
+
+@pytest.fixture
+def store_engine(store_url: str) -> Iterator[Engine]:
+    """An engine on the fresh database, migrated to head."""
+    engine = make_engine(store_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
