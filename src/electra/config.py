@@ -38,6 +38,15 @@ class Settings(BaseSettings):
     rpc_timeout_s: float = Field(default=10.0, gt=0)
     csms_host: str = Field(default="127.0.0.1", description="Where the OCPP central system listens.")
     csms_port: int = Field(default=9000, ge=0, le=65535)
+    ocpp_security_profile: int = Field(
+        default=1, ge=0, le=2, description="0: no auth (dev only), 1: Basic auth, 2: Basic auth over TLS."
+    )
+    ocpp_tls_cert: Path | None = Field(default=None, description="PEM certificate chain; set it to serve wss://.")
+    ocpp_tls_key: Path | None = Field(default=None, description="PEM private key of the certificate.")
+    ocpp_heartbeat_s: int = Field(default=300, ge=10, description="Heartbeat interval given to chargers.")
+    control_token: SecretStr | None = Field(
+        default=None, description="Operator token for CSMS commands; default: <data_dir>/csms/control.token."
+    )
 
     # Deployment parameters (used by `electra deploy` on a new chain).
     voting_delay_s: int = Field(default=60, ge=0)
@@ -74,6 +83,10 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+    @property
+    def control_token_file(self) -> Path:
+        return self.data_dir / "csms" / "control.token"
 
     @property
     def chain_dir(self) -> Path:

@@ -17,6 +17,7 @@ from electra.chain.devchain import DevChain
 from electra.cli import common
 from electra.cli.common import JsonOpt, console, emit, handles_errors, kv_table
 from electra.cli.dao import dao_app
+from electra.cli.ocpp import ocpp_app
 from electra.cli.station import station_app
 from electra.cli.vehicle import vehicle_app
 from electra.errors import InvalidInput
@@ -33,6 +34,7 @@ app.add_typer(chain_app, name="chain")
 app.add_typer(station_app, name="station")
 app.add_typer(vehicle_app, name="vehicle")
 app.add_typer(dao_app, name="dao")
+app.add_typer(ocpp_app, name="ocpp")
 
 
 @app.callback()
@@ -190,19 +192,17 @@ def csms(
     """Run the OCPP central system: ws://HOST:PORT/ocpp/{charge_point_id}, OCPP 1.6J and 2.0.1."""
     import asyncio
 
-    from electra.ocpp.directory import ChainChargerDirectory
-    from electra.ocpp.gateway import CentralSystem
+    from electra.ocpp.service import central_system
 
     s = common.settings()
-    e = common.electra()
-    system = CentralSystem(
-        ChainChargerDirectory(e.stations), host=s.csms_host, port=s.csms_port if port is None else port
-    )
+    system = central_system(s, common.electra(), port)
 
     async def serve() -> None:
         await system.start()
+        console.print(f"OCPP central system on {system.url}{{charge_point_id}}", highlight=False)
         console.print(
-            f"OCPP central system on ws://{system.host}:{system.port}/ocpp/{{charge_point_id}}", highlight=False
+            f"security profile {system.security_profile}; store {s.effective_db_url}; commands: electra ocpp --help",
+            highlight=False,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -2,31 +2,75 @@
 
 A charge point id must belong to a registered charger NFT: an unknown id is refused at the
 handshake with 404 and a deactivated or suspended one with 403, before any OCPP is spoken.
+With security profile 1 (or 2, which adds TLS) the handshake must also carry HTTP Basic auth with
+the charger's own password (401 otherwise). The same server takes operator commands on
+`/control` (see :mod:`electra.ocpp.control`), with a bearer token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hmac
 import http
+import json
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Engine
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from electra.charging.service import SessionService
+from electra.charging.tokens import TokenInfo, TokenRegistry
 from electra.domain.station import check_charger_id
 from electra.errors import InvalidInput
+from electra.ocpp.auth import CredentialStore, parse_basic_auth
 from electra.ocpp.directory import ChargerDirectory
+from electra.store.db import make_engine, migrate
+from electra.store.models import OcppMessage
+from electra.store.writer import GroupCommitWriter
 
 LOG = logging.getLogger("electra.ocpp")
 SUBPROTOCOLS = ("ocpp2.0.1", "ocpp1.6")
+CONTROL_SUBPROTOCOL = "electra.control.v1"
 PATH_PREFIX = "/ocpp/"
-MAX_FRAME_BYTES = 64 * 1024
+CONTROL_PATH = "/control"
+# A CALL over this many bytes gets a CALLERROR and the connection stays; a frame over the websocket
+# limit (16x as big) closes the connection with 1009, as there is no sane way to read it.
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_FRAME_BYTES = 16 * MAX_MESSAGE_BYTES
+OCPP_MESSAGES = OcppMessage.__table__
+
+
+class CsmsStore:
+    """What the central system persists into: one engine, one group-commit writer, and the
+    services over them."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.writer = GroupCommitWriter(engine)
+        self.tokens = TokenRegistry(engine)
+        self.credentials = CredentialStore(engine)
+        self.sessions = SessionService(engine, self.writer, self.tokens, clock=clock)
+
+    @classmethod
+    def open(cls, url: str, clock: Callable[[], float] = time.time) -> CsmsStore:
+        engine = make_engine(url)
+        migrate(engine)
+        return cls(engine, clock)
+
+    async def start(self) -> None:
+        await self.writer.start()
+
+    async def stop(self) -> None:
+        await self.writer.stop()
 
 
 @dataclass
@@ -41,7 +85,9 @@ class ChargerLive:
     model: str = ""
     firmware: str | None = None
     last_seen: float = 0.0
+    connected_at: float = 0.0
     connectors: dict[int, str] = field(default_factory=dict)
+    cp: Any = None  # the version's ChargePoint object, for CSMS-initiated calls
 
 
 class ConnectionContext:
@@ -51,52 +97,132 @@ class ConnectionContext:
         self.system = system
         self.live = live
         self.charger_id = live.charger_id
+        self.version = live.version
+        self.sessions = system.store.sessions
         self.heartbeat_interval_s = system.heartbeat_interval_s
+        self._logged: asyncio.Future[Any] | None = None
+        self.pending_call: tuple[str, str, str] | None = None
 
     def now_iso(self) -> str:
         return dt.datetime.fromtimestamp(self.system.clock(), dt.UTC).isoformat().replace("+00:00", "Z")
 
-    def boot(self, vendor: str, model: str, firmware: str | None) -> bool:
+    def log_pending(self) -> None:
+        """Queues the CALL being handled for the message log; :meth:`durable` waits for it."""
+        if self.pending_call is None:
+            return
+        (message_id, action, raw), self.pending_call = self.pending_call, None
+        self.system.messages_received += 1
+        fut = self.system.store.writer.rows(
+            OCPP_MESSAGES,
+            [
+                {
+                    "charger_id": self.charger_id,
+                    "message_id": message_id[:64],
+                    "action": action[:64],
+                    "received_at_ms": int(self.system.clock() * 1000),
+                    "payload": raw,
+                }
+            ],
+        )
+        fut.add_done_callback(_consume)
+        self._logged = fut
+
+    async def durable(self) -> None:
+        """Returns once the CALL being handled is in the message log."""
+        fut, self._logged = self._logged, None
+        if fut is not None:
+            await fut
+        self.system.messages_persisted += 1
+
+    async def boot(self, vendor: str, model: str, firmware: str | None) -> bool:
         # Checked again at boot: the charger may have been deactivated since the handshake.
-        admission = self.system.directory.admission(self.charger_id)
+        admission = await asyncio.to_thread(self.system.directory.admission, self.charger_id)
         self.live.booted = admission.active
         self.live.vendor, self.live.model, self.live.firmware = vendor, model, firmware
         self.live.last_seen = self.system.clock()
+        await self.sessions.booted(self.charger_id, self.version, vendor, model, firmware, admission.active)
+        await self.durable()
         return admission.active
 
-    def heartbeat(self) -> None:
+    async def heartbeat(self) -> None:
         self.live.last_seen = self.system.clock()
+        await self.sessions.seen(self.charger_id)
+        await self.durable()
 
-    def status(self, connector_id: int, status: str, error_code: str | None, evse_id: int | None = None) -> None:
+    async def status(self, connector_id: int, status: str, error_code: str | None) -> None:
         self.live.connectors[connector_id] = status
         self.live.last_seen = self.system.clock()
+        await self.sessions.connector_status(self.charger_id, connector_id, status, error_code)
+        await self.durable()
+
+    async def authorize(self, id_token: str) -> TokenInfo:
+        info = await self.sessions.authorize(id_token)
+        await self.durable()
+        return info
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()  # retrieved here so an unawaited failure is not reported twice
 
 
 class CentralSystem:
     def __init__(
         self,
         directory: ChargerDirectory,
+        store: CsmsStore,
         host: str = "127.0.0.1",
         port: int = 9000,
+        *,
+        security_profile: int = 1,
+        ssl_context: ssl.SSLContext | None = None,
+        control_token: str | None = None,
         heartbeat_interval_s: int = 300,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if security_profile not in (0, 1, 2):
+            raise InvalidInput(f"security profile {security_profile}", "Electra supports OCPP security profiles 0-2")
+        if security_profile == 2 and ssl_context is None:
+            raise InvalidInput("security profile 2 needs TLS", "configure a certificate and key")
         self.directory = directory
+        self.store = store
         self.host = host
         self.port = port
+        self.security_profile = security_profile
+        self.ssl_context = ssl_context
+        self.control_token = control_token
         self.heartbeat_interval_s = heartbeat_interval_s
+        self.max_message_bytes = max_message_bytes
         self.clock = clock
         self.live: dict[str, ChargerLive] = {}
+        self.messages_received = 0
+        self.messages_persisted = 0
         self._server: Server | None = None
 
+    @property
+    def scheme(self) -> str:
+        return "wss" if self.ssl_context is not None else "ws"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}{PATH_PREFIX}"
+
     async def start(self) -> None:
+        import ocpp.messages
+
+        # Schema validation in the event loop: a thread-pool hop per message costs more than the check.
+        ocpp.messages.ASYNC_VALIDATION = False
+        await self.store.start()
         self._server = await serve(
             self._handle,
             self.host,
             self.port,
-            subprotocols=list(SUBPROTOCOLS),  # type: ignore[arg-type]
+            subprotocols=[*SUBPROTOCOLS, CONTROL_SUBPROTOCOL],  # type: ignore[list-item]
             process_request=self._admit,
             max_size=MAX_FRAME_BYTES,
+            ssl=self.ssl_context,
+            compression=None,
         )
         self.port = self._server.sockets[0].getsockname()[1] if self.port == 0 else self.port
 
@@ -104,9 +230,13 @@ class CentralSystem:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+            self._server = None
+        await self.store.stop()
 
-    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
+        if path == CONTROL_PATH:
+            return self._admit_control(connection, request.headers)
         if not path.startswith(PATH_PREFIX):
             return connection.respond(http.HTTPStatus.NOT_FOUND, "use /ocpp/{charge_point_id}\n")
         charger_id = path[len(PATH_PREFIX) :]
@@ -117,7 +247,11 @@ class CentralSystem:
         offered = request.headers.get("Sec-WebSocket-Protocol", "")
         if not any(p.strip() in SUBPROTOCOLS for p in offered.split(",")):
             return connection.respond(http.HTTPStatus.BAD_REQUEST, "offer subprotocol ocpp1.6 or ocpp2.0.1\n")
-        admission = self.directory.admission(charger_id)
+        if self.security_profile >= 1:
+            refused = await self._check_password(connection, charger_id, request.headers)
+            if refused is not None:
+                return refused
+        admission = await asyncio.to_thread(self.directory.admission, charger_id)
         if not admission.known:
             LOG.warning("refused unknown charger %s", charger_id)
             return connection.respond(http.HTTPStatus.NOT_FOUND, f"charger {charger_id} is not registered\n")
@@ -126,17 +260,50 @@ class CentralSystem:
             return connection.respond(http.HTTPStatus.FORBIDDEN, f"charger {charger_id} is not active\n")
         return None
 
+    async def _check_password(self, connection: ServerConnection, charger_id: str, headers: Headers) -> Response | None:
+        creds = parse_basic_auth(headers.get("Authorization"))
+        ok = False
+        if creds is not None and creds[0] == charger_id:
+            ok = await asyncio.to_thread(self.store.credentials.verify, charger_id, creds[1])
+        if ok:
+            return None
+        LOG.warning("refused charger %s: %s", charger_id, "bad password" if creds else "no Basic auth")
+        response = connection.respond(http.HTTPStatus.UNAUTHORIZED, "Basic auth with the charger's password\n")
+        response.headers["WWW-Authenticate"] = 'Basic realm="Electra OCPP", charset="UTF-8"'
+        return response
+
+    def _admit_control(self, connection: ServerConnection, headers: Headers) -> Response | None:
+        given = headers.get("Authorization", "")
+        expected = f"Bearer {self.control_token}" if self.control_token else None
+        if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
+            return connection.respond(http.HTTPStatus.UNAUTHORIZED, "control needs the operator's bearer token\n")
+        if CONTROL_SUBPROTOCOL not in headers.get("Sec-WebSocket-Protocol", ""):
+            return connection.respond(http.HTTPStatus.BAD_REQUEST, f"offer subprotocol {CONTROL_SUBPROTOCOL}\n")
+        return None
+
     async def _handle(self, connection: ServerConnection) -> None:
+        if connection.subprotocol == CONTROL_SUBPROTOCOL:
+            from electra.ocpp.control import serve_control
+
+            await serve_control(self, connection)
+            return
         from electra.ocpp.v16.handlers import CentralSystemV16
         from electra.ocpp.v201.handlers import CentralSystemV201
 
         charger_id = connection.request.path.split("?", 1)[0][len(PATH_PREFIX) :]  # type: ignore[union-attr]
         version = connection.subprotocol or ""
-        admission = self.directory.admission(charger_id)
-        live = ChargerLive(charger_id, version, admission.token_id, last_seen=self.clock())
+        admission = await asyncio.to_thread(self.directory.admission, charger_id)
+        now = self.clock()
+        live = ChargerLive(charger_id, version, admission.token_id, last_seen=now, connected_at=now)
+        previous = self.live.get(charger_id)
         self.live[charger_id] = live
+        if previous is not None and previous.cp is not None:
+            # A charger has one connection: the new one wins (the old one is a half-open leftover).
+            LOG.info("charger %s reconnected; closing its previous connection", charger_id)
+            await previous.cp._connection.close(1000, "replaced by a new connection")
         ctx = ConnectionContext(self, live)
         cp: Any = CentralSystemV201(ctx, connection) if version == "ocpp2.0.1" else CentralSystemV16(ctx, connection)
+        live.cp = cp
         try:
             await cp.start()
         except ConnectionClosed:
@@ -146,9 +313,25 @@ class CentralSystem:
                 del self.live[charger_id]
 
 
+def load_tls(cert: str, key: str) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # OCPP security profile 2: TLS 1.2 or above
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        from electra.errors import ConfigError
+
+        raise ConfigError(f"cannot load the TLS certificate {cert}: {exc}", "check ELECTRA_OCPP_TLS_CERT/_KEY") from exc
+    return ctx
+
+
 async def run_forever(system: CentralSystem) -> None:
     await system.start()
     try:
         await asyncio.Future()
     finally:
         await system.stop()
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), default=str)

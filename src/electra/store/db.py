@@ -18,7 +18,13 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create {folder}: {exc.strerror}", "check ELECTRA_DB_URL / ELECTRA_DATA_DIR"
+            ) from exc
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
 
@@ -43,7 +49,8 @@ def migrate(engine: Engine) -> None:
             command.upgrade(cfg, "head")
     except OperationalError as exc:
         raise ConfigError(
-            f"cannot open the database: {exc.orig}", "check ELECTRA_DB_URL and the data directory"
+            f"cannot open the database: {' '.join(str(exc.orig).split())}",
+            "check ELECTRA_DB_URL and the data directory",
         ) from exc
 
 

@@ -1,0 +1,433 @@
+"""The session service: charger events in, durable sessions out.
+
+It sits between the OCPP gateway (which speaks 1.6 and 2.0.1) and the store, and is the same for
+both versions. Every decision about a session is the pure state machine's
+(:mod:`electra.domain.session`); this module keeps the active sessions in memory, loads a session
+from the store when it is not in memory (after a restart), and persists every change through the
+group-commit writer before the gateway answers the charger. A retransmitted or replayed message
+finds the session already there and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from sqlalchemy import Connection, Engine, and_, or_, select, update
+
+from electra.charging.tokens import INVALID, TokenInfo, TokenRegistry
+from electra.domain.session import (
+    ChargingSession,
+    Flag,
+    MeterReading,
+    Outcome,
+    Sampled,
+    SessionStatus,
+    Started,
+    Stopped,
+)
+from electra.errors import InvalidInput
+from electra.ocpp.meter import RegisterReading
+from electra.store.models import (
+    ChargerState,
+    ConnectorState,
+    MeterValueRecord,
+    SessionRecord,
+    TransactionEventSeen,
+)
+from electra.store.writer import GroupCommitWriter
+
+LOG = logging.getLogger("electra.sessions")
+SESSIONS = SessionRecord.__table__
+METER_VALUES = MeterValueRecord.__table__
+TX_EVENTS = TransactionEventSeen.__table__
+CHARGERS = ChargerState.__table__
+CONNECTORS = ConnectorState.__table__
+
+
+@dataclass
+class Tracked:
+    """An active session in memory: its row id and its domain state (None while a 2.0.1
+    transaction has not yet reported a start register)."""
+
+    db_id: int
+    uid: str
+    charger_id: str
+    connector_id: int
+    id_token: str
+    started_at_ms: int
+    state: ChargingSession | None
+    start_dirty: bool = False  # the start register came late and is not in the row yet
+
+
+@dataclass(frozen=True)
+class StartResult:
+    db_id: int
+    uid: str
+    token: TokenInfo
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class StopResult:
+    db_id: int
+    outcome: Outcome
+    energy_wh: int | None
+    billable_wh: int | None
+    flags: frozenset[Flag]
+
+
+class SessionService:
+    def __init__(
+        self,
+        engine: Engine,
+        writer: GroupCommitWriter,
+        tokens: TokenRegistry,
+        clock: Callable[[], float] = time.time,
+        token_ttl_s: float = 5.0,
+    ) -> None:
+        self.engine = engine
+        self.writer = writer
+        self.tokens = tokens
+        self.clock = clock
+        self.token_ttl_s = token_ttl_s
+        self.active: dict[tuple[str, str], Tracked] = {}
+        self._token_cache: dict[str, tuple[float, TokenInfo]] = {}
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # -- tokens ----------------------------------------------------------------------------------
+
+    async def authorize(self, id_token: str) -> TokenInfo:
+        now = time.monotonic()
+        hit = self._token_cache.get(id_token)
+        if hit is not None and now - hit[0] < self.token_ttl_s:
+            return hit[1]
+        info = await asyncio.to_thread(self.tokens.lookup, id_token)
+        self._token_cache[id_token] = (now, info)
+        return info
+
+    # -- charger read model ---------------------------------------------------------------------
+
+    async def booted(self, charger_id: str, version: str, vendor: str, model: str, fw: str | None, ok: bool) -> None:
+        now = self._now_ms()
+        values = {
+            "ocpp_version": version,
+            "vendor": vendor[:64],
+            "model": model[:64],
+            "firmware": fw[:64] if fw else None,
+            "registration": "Accepted" if ok else "Rejected",
+            "booted_at_ms": now,
+            "last_seen_ms": now,
+        }
+
+        def upsert(conn: Connection) -> None:
+            done = conn.execute(update(CHARGERS).where(CHARGERS.c.charger_id == charger_id).values(**values))
+            if done.rowcount == 0:
+                conn.execute(CHARGERS.insert().values(charger_id=charger_id, **values))
+
+        await self.writer.call(upsert)
+
+    async def seen(self, charger_id: str) -> None:
+        now = self._now_ms()
+        await self.writer.call(
+            lambda conn: conn.execute(
+                update(CHARGERS).where(CHARGERS.c.charger_id == charger_id).values(last_seen_ms=now)
+            )
+        )
+
+    async def connector_status(self, charger_id: str, connector_id: int, status: str, error: str | None) -> None:
+        now = self._now_ms()
+        values = {"status": status[:32], "error_code": error[:64] if error else None, "updated_at_ms": now}
+
+        def upsert(conn: Connection) -> None:
+            where = and_(CONNECTORS.c.charger_id == charger_id, CONNECTORS.c.connector_id == connector_id)
+            if conn.execute(update(CONNECTORS).where(where).values(**values)).rowcount == 0:
+                conn.execute(CONNECTORS.insert().values(charger_id=charger_id, connector_id=connector_id, **values))
+
+        await self.writer.call(upsert)
+
+    # -- transactions ----------------------------------------------------------------------------
+
+    async def start(
+        self,
+        charger_id: str,
+        version: str,
+        connector_id: int,
+        id_token: str,
+        timestamp_ms: int,
+        meter_start_wh: int | None,
+        uid: str | None = None,
+        offline: bool = False,
+    ) -> StartResult:
+        """Opens a session, or finds the one this start already opened (a retransmission).
+
+        1.6 passes no ``uid``: the row id becomes the transactionId. 2.0.1 passes the charger's.
+        """
+        if meter_start_wh is not None and meter_start_wh < 0:
+            raise InvalidInput(f"negative meter start {meter_start_wh} Wh", "meter registers count up from 0")
+        token = await self.authorize(id_token)
+        now = self._now_ms()
+        placeholder = uid or f"pending-{uuid.uuid4().hex}"
+
+        def open_session(conn: Connection) -> tuple[int, str, str, bool]:
+            same_start = and_(SESSIONS.c.connector_id == connector_id, SESSIONS.c.started_at_ms == timestamp_ms)
+            match = or_(SESSIONS.c.transaction_uid == uid, same_start) if uid else same_start
+            found = conn.execute(
+                select(SESSIONS.c.id, SESSIONS.c.transaction_uid, SESSIONS.c.token_status).where(
+                    SESSIONS.c.charger_id == charger_id, match
+                )
+            ).first()
+            if found is not None:
+                return int(found.id), str(found.transaction_uid), str(found.token_status), True
+            db_id = conn.execute(
+                SESSIONS.insert()
+                .values(
+                    charger_id=charger_id,
+                    connector_id=connector_id,
+                    transaction_uid=placeholder,
+                    ocpp_version=version,
+                    id_token=id_token,
+                    token_status=token.status,
+                    vehicle_id=token.vehicle_id,
+                    status=SessionStatus.ACTIVE.value,
+                    started_at_ms=timestamp_ms,
+                    meter_start_wh=meter_start_wh,
+                    flags="",
+                    offline=offline,
+                    updated_at_ms=now,
+                )
+                .returning(SESSIONS.c.id)
+            ).scalar_one()
+            final_uid = uid or str(db_id)
+            if uid is None:
+                conn.execute(update(SESSIONS).where(SESSIONS.c.id == db_id).values(transaction_uid=final_uid))
+            if meter_start_wh is not None:
+                conn.execute(
+                    METER_VALUES.insert().values(
+                        session_id=db_id,
+                        timestamp_ms=timestamp_ms,
+                        register_wh=meter_start_wh,
+                        context="Transaction.Begin",
+                    )
+                )
+            return int(db_id), final_uid, token.status, False
+
+        db_id, final_uid, token_status, duplicate = await self.writer.call(open_session)
+        if duplicate:
+            LOG.info("%s: start of transaction %s received again", charger_id, final_uid)
+            token = replace(token, status=token_status) if token_status != token.status else token
+            await self.tracked(charger_id, final_uid)  # make sure it is in memory
+        else:
+            state = (
+                ChargingSession.start(
+                    final_uid, charger_id, connector_id, Started(timestamp_ms, meter_start_wh, id_token)
+                )
+                if meter_start_wh is not None
+                else None
+            )
+            self.active[(charger_id, final_uid)] = Tracked(
+                db_id, final_uid, charger_id, connector_id, id_token, timestamp_ms, state
+            )
+        return StartResult(db_id, final_uid, token, duplicate)
+
+    async def tracked(self, charger_id: str, uid: str) -> Tracked | None:
+        hit = self.active.get((charger_id, uid))
+        if hit is not None:
+            return hit
+        loaded = await asyncio.to_thread(self._load, charger_id, uid)
+        if loaded is not None and (loaded.state is None or loaded.state.status is SessionStatus.ACTIVE):
+            self.active[(charger_id, uid)] = loaded
+        return loaded
+
+    def _load(self, charger_id: str, uid: str) -> Tracked | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(SESSIONS).where(SESSIONS.c.charger_id == charger_id, SESSIONS.c.transaction_uid == uid)
+            ).first()
+            if row is None:
+                return None
+            readings = conn.execute(
+                select(METER_VALUES.c.timestamp_ms, METER_VALUES.c.register_wh)
+                .where(METER_VALUES.c.session_id == row.id)
+                .order_by(METER_VALUES.c.timestamp_ms, METER_VALUES.c.id)
+            ).all()
+        state: ChargingSession | None = None
+        if row.meter_start_wh is not None:
+            state = ChargingSession.start(
+                uid, charger_id, row.connector_id, Started(row.started_at_ms, row.meter_start_wh, row.id_token)
+            )
+        elif readings:
+            first = readings[0]
+            state = ChargingSession.start(
+                uid, charger_id, row.connector_id, Started(first.timestamp_ms, first.register_wh, row.id_token)
+            )
+        if state is not None:
+            for r in readings:
+                if row.stopped_at_ms is not None and r.timestamp_ms == row.stopped_at_ms:
+                    continue  # the stop reading is applied with the stop below
+                state = state.apply(Sampled(MeterReading(r.timestamp_ms, r.register_wh))).session
+            if row.stopped_at_ms is not None and row.meter_stop_wh is not None:
+                state = state.apply(Stopped(row.stopped_at_ms, row.meter_stop_wh, row.stop_reason or "Local")).session
+            stored_flags = {Flag(f) for f in row.flags.split(",") if f}
+            state = replace(state, flags=state.flags | stored_flags)
+        return Tracked(row.id, uid, charger_id, row.connector_id, row.id_token, row.started_at_ms, state)
+
+    async def record(
+        self, charger_id: str, uid: str, readings: list[RegisterReading], seq_no: int | None = None
+    ) -> int:
+        """Adds meter readings to a session. Returns how many were new."""
+        t = await self.tracked(charger_id, uid)
+        if t is None:
+            raise InvalidInput(f"transaction {uid} is not known on charger {charger_id}", "start it first")
+        rows, flags_before = self._apply_readings(t, readings), self._flags(t)
+        writes = []
+        if rows:
+            writes.append(self.writer.rows(METER_VALUES, rows, ignore_conflicts=True))
+        if self._flags(t) != flags_before or t.start_dirty:
+            writes.append(self.writer.call(self._flags_update(t)))
+            t.start_dirty = False
+        if seq_no is not None:
+            writes.append(self._seq_write(t, seq_no, "Updated"))
+        await self._settle(t, writes)
+        return len(rows)
+
+    async def stop(
+        self,
+        charger_id: str,
+        uid: str,
+        timestamp_ms: int,
+        meter_stop_wh: int | None,
+        reason: str,
+        readings: list[RegisterReading] = (),  # type: ignore[assignment]
+        seq_no: int | None = None,
+    ) -> StopResult:
+        t = await self.tracked(charger_id, uid)
+        if t is None:
+            raise InvalidInput(f"transaction {uid} is not known on charger {charger_id}", "start it first")
+        rows = self._apply_readings(t, list(readings))
+        writes = []
+        if t.state is None:
+            if meter_stop_wh is None:
+                raise InvalidInput(
+                    f"transaction {uid} ended without any energy register", "send meter values with the transaction"
+                )
+            LOG.warning("%s: transaction %s has no start register; it bills no energy", charger_id, uid)
+            t.state = ChargingSession.start(
+                uid, charger_id, t.connector_id, Started(t.started_at_ms, meter_stop_wh, t.id_token)
+            )
+        stop_wh = meter_stop_wh if meter_stop_wh is not None else t.state.readings[-1].register_wh
+        applied = t.state.apply(Stopped(timestamp_ms, stop_wh, reason or "Local"))
+        t.state = applied.session
+        if rows:
+            writes.append(self.writer.rows(METER_VALUES, rows, ignore_conflicts=True))
+        if applied.outcome is Outcome.APPLIED:
+            writes.append(
+                self.writer.rows(
+                    METER_VALUES,
+                    [
+                        {
+                            "session_id": t.db_id,
+                            "timestamp_ms": timestamp_ms,
+                            "register_wh": stop_wh,
+                            "context": "Transaction.End",
+                        }
+                    ],
+                    ignore_conflicts=True,
+                )
+            )
+        if applied.outcome is not Outcome.DUPLICATE:
+            writes.append(self.writer.call(self._flags_update(t)))
+        if seq_no is not None:
+            writes.append(self._seq_write(t, seq_no, "Ended"))
+        await self._settle(t, writes)
+        if t.state.status is SessionStatus.COMPLETED:
+            self.active.pop((charger_id, uid), None)
+        if applied.outcome is Outcome.REJECTED:
+            LOG.warning("%s: stop of %s rejected: %s", charger_id, uid, applied.detail)
+        return StopResult(
+            t.db_id, applied.outcome, t.state.energy_wh, t.state.billable_energy_wh, frozenset(t.state.flags)
+        )
+
+    async def seen_event(self, charger_id: str, uid: str, seq_no: int, event_type: str) -> None:
+        t = await self.tracked(charger_id, uid)
+        if t is not None:
+            await self._seq_write(t, seq_no, event_type)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _apply_readings(self, t: Tracked, readings: list[RegisterReading]) -> list[dict[str, object]]:
+        rows: list[dict[str, object]] = []
+        for r in sorted(readings, key=lambda x: x.timestamp_ms):
+            if t.state is None:
+                t.state = ChargingSession.start(
+                    t.uid, t.charger_id, t.connector_id, Started(r.timestamp_ms, r.register_wh, t.id_token)
+                )
+                t.start_dirty = True
+                outcome = Outcome.APPLIED
+            else:
+                applied = t.state.apply(Sampled(MeterReading(r.timestamp_ms, r.register_wh)))
+                t.state, outcome = applied.session, applied.outcome
+                if outcome is Outcome.REJECTED:
+                    LOG.warning("%s: reading of %s rejected: %s", t.charger_id, t.uid, applied.detail)
+            if outcome is Outcome.APPLIED:
+                rows.append(
+                    {
+                        "session_id": t.db_id,
+                        "timestamp_ms": r.timestamp_ms,
+                        "register_wh": r.register_wh,
+                        "context": r.context,
+                        "signed_data": r.signed.data if r.signed else None,
+                        "signing_method": r.signed.method if r.signed else None,
+                        "public_key": r.signed.public_key if r.signed else None,
+                    }
+                )
+        return rows
+
+    @staticmethod
+    def _flags(t: Tracked) -> frozenset[Flag]:
+        return t.state.flags if t.state is not None else frozenset()
+
+    def _flags_update(self, t: Tracked) -> Callable[[Connection], None]:
+        s = t.state
+        assert s is not None
+        values: dict[str, object] = {
+            "flags": ",".join(sorted(f.value for f in s.flags)),
+            "updated_at_ms": self._now_ms(),
+            "meter_start_wh": s.meter_start_wh,
+        }
+        if s.status is SessionStatus.COMPLETED:
+            values.update(
+                status=s.status.value,
+                stopped_at_ms=s.stopped_at_ms,
+                meter_stop_wh=s.meter_stop_wh,
+                stop_reason=(s.stop_reason or "")[:32],
+                energy_wh=s.energy_wh,
+                billable_wh=s.billable_energy_wh,
+            )
+        db_id = t.db_id
+        return lambda conn: conn.execute(update(SESSIONS).where(SESSIONS.c.id == db_id).values(**values))
+
+    def _seq_write(self, t: Tracked, seq_no: int, event_type: str) -> asyncio.Future[object]:
+        return self.writer.rows(
+            TX_EVENTS, [{"session_id": t.db_id, "seq_no": seq_no, "event_type": event_type}], ignore_conflicts=True
+        )
+
+    async def _settle(self, t: Tracked, writes: list[asyncio.Future[object]]) -> None:
+        if not writes:
+            return
+        try:
+            await asyncio.gather(*writes)
+        except Exception:
+            # Memory ran ahead of the store: forget it, the next event reloads what is durable.
+            self.active.pop((t.charger_id, t.uid), None)
+            raise
+
+
+def unknown_token(id_token: str) -> TokenInfo:
+    return TokenInfo(id_token, INVALID)

@@ -1,0 +1,172 @@
+"""Group commit: many small writes from the event loop, few transactions on the database.
+
+The central system answers a charger only after what the charger sent is durable. Committing once
+per message would cap throughput at the database's commit rate, so writes are queued and a single
+worker commits everything that queued up while the previous commit ran, in one transaction, on a
+thread. Under light load a batch holds one write and latency is one commit; under heavy load
+batches grow and the commit cost is shared.
+
+Two kinds of write:
+
+- ``rows``: plain rows appended to a table (bulk ``executemany``), optionally ignoring rows that
+  collide with a unique constraint (``INSERT ... ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL);
+- ``call``: a function of the connection that runs inside the batch and returns a value.
+
+Calls run first, in the order they were queued, then the rows, table by table. If a batch fails, it
+is rolled back and every write is retried in its own transaction, so one bad write fails alone.
+A call may therefore run twice: it must only touch the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, insert
+
+LOG = logging.getLogger("electra.store")
+
+
+@dataclass
+class _Op:
+    future: asyncio.Future[Any] | None
+    fn: Callable[[Connection], Any] | None = None
+    table: Table | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    ignore_conflicts: bool = False
+
+
+def insert_ignoring_conflicts(conn: Connection, table: Table) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
+    return insert(table).prefix_with("IGNORE")
+
+
+class GroupCommitWriter:
+    def __init__(self, engine: Engine, max_batch: int = 2000) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self._pending: list[_Op] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.batches = 0
+        self.writes = 0
+        self.failed_batches = 0
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._closing = False
+            self._task = asyncio.create_task(self._run(), name="electra-group-commit")
+
+    async def stop(self) -> None:
+        """Commits what is queued, then stops."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    # -- queueing -------------------------------------------------------------------------------
+
+    def call(self, fn: Callable[[Connection], Any]) -> asyncio.Future[Any]:
+        return self._queue(_Op(asyncio.get_running_loop().create_future(), fn=fn))
+
+    def rows(self, table: Table, rows: list[dict[str, Any]], ignore_conflicts: bool = False) -> asyncio.Future[Any]:
+        return self._queue(
+            _Op(asyncio.get_running_loop().create_future(), table=table, rows=rows, ignore_conflicts=ignore_conflicts)
+        )
+
+    def rows_nowait(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Queue rows nobody waits for (a failure is logged). Anything queued later and awaited
+        commits in the same batch or a later one, so awaiting that later write covers these too."""
+        self._queue(_Op(None, table=table, rows=rows))
+
+    def _queue(self, op: _Op) -> asyncio.Future[Any]:
+        if self._closing or self._task is None:
+            if op.future is None:
+                LOG.error("a write was queued after the store writer stopped; it is lost")
+                return asyncio.get_running_loop().create_future()
+            op.future.set_exception(_stopped())
+            return op.future
+        self._pending.append(op)
+        self._wake.set()
+        return op.future if op.future is not None else asyncio.get_running_loop().create_future()
+
+    # -- the worker ------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            outcomes = await asyncio.to_thread(self._commit, batch)
+            self.batches += 1
+            self.writes += len(batch)
+            for op, (ok, value) in zip(batch, outcomes, strict=True):
+                if op.future is None:
+                    if not ok:
+                        LOG.error("a queued write failed: %s", value)
+                    continue
+                if op.future.done():
+                    continue
+                if ok:
+                    op.future.set_result(value)
+                else:
+                    op.future.set_exception(value)
+
+    def _commit(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
+        try:
+            with self.engine.begin() as conn:
+                results = [self._apply(conn, op) for op in batch if op.fn is not None]
+                self._apply_rows(conn, [op for op in batch if op.fn is None])
+            it = iter(results)
+            return [(True, next(it) if op.fn is not None else None) for op in batch]
+        except Exception as batch_error:  # noqa: BLE001 - isolate the failing write below
+            self.failed_batches += 1
+            LOG.warning("batch of %d writes failed (%s); retrying one by one", len(batch), batch_error)
+        outcomes: list[tuple[bool, Any]] = []
+        for op in batch:
+            try:
+                with self.engine.begin() as conn:
+                    value = self._apply(conn, op) if op.fn is not None else self._apply_rows(conn, [op])
+                outcomes.append((True, value))
+            except Exception as exc:  # noqa: BLE001 - handed to whoever awaits this write
+                outcomes.append((False, exc))
+        return outcomes
+
+    @staticmethod
+    def _apply(conn: Connection, op: _Op) -> Any:
+        assert op.fn is not None
+        return op.fn(conn)
+
+    @staticmethod
+    def _apply_rows(conn: Connection, ops: list[_Op]) -> None:
+        groups: dict[tuple[str, bool], tuple[Table, list[dict[str, Any]]]] = {}
+        for op in ops:
+            assert op.table is not None
+            key = (op.table.name, op.ignore_conflicts)
+            groups.setdefault(key, (op.table, []))[1].extend(op.rows)
+        for (_, ignore), (table, rows) in groups.items():
+            if rows:
+                stmt = insert_ignoring_conflicts(conn, table) if ignore else insert(table)
+                conn.execute(stmt, rows)
+
+
+def _stopped() -> Exception:
+    from electra.errors import ElectraError
+
+    return ElectraError("the store writer is stopped", "start the central system's store before writing")
