@@ -110,7 +110,12 @@ def _start_up(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
 def test_ctrl_c_stops_everything_and_the_next_start_keeps_state(data_dir: Path) -> None:
     """What a user does with `make run`: Ctrl-C (SIGINT to the whole group, forwarded twice), then again."""
     port = free_port()
-    env = {**os.environ, "ELECTRA_DATA_DIR": str(data_dir), "ELECTRA_DEV_CHAIN_PORT": str(port)}
+    env = {
+        **os.environ,
+        "ELECTRA_DATA_DIR": str(data_dir),
+        "ELECTRA_DEV_CHAIN_PORT": str(port),
+        "ELECTRA_CSMS_PORT": str(free_port()),
+    }
     settings = load_settings(data_dir=data_dir, dev_chain_port=port)
     proc, _ = _start_up(env)
     client = connect(settings)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import signal
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -169,19 +170,36 @@ def up(
     if once:
         platform.stop(keep_chain=True)
         return
-    console.print("[dim]Ctrl-C stops the platform; its chain and database state are kept.[/]")
-    # Ctrl-C reaches every process of the terminal's group, and `uv run` forwards it once more:
-    # the first SIGINT/SIGTERM starts an orderly stop, later ones must not interrupt it.
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     try:
-        while not stop.wait(1.0):
-            platform.check()
+        asyncio.run(_serve_platform(platform))
         console.print("stopping: the dev chain saves its state")
     finally:
         platform.stop()
     console.print("stopped")
+
+
+async def _serve_platform(platform: Any) -> None:
+    """The long-running part of `electra up`: the OCPP central system, supervised with the chain."""
+    from electra.ocpp.service import central_system
+
+    s = common.settings()
+    system = central_system(s, common.electra())
+    # Ctrl-C reaches every process of the terminal's group, and `uv run` forwards it once more:
+    # the first SIGINT/SIGTERM starts an orderly stop, later ones must not interrupt it.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await system.start()
+    console.print(f"OCPP central system on {system.url}{{charge_point_id}}", highlight=False)
+    console.print("[dim]Ctrl-C stops the platform; its chain and database state are kept.[/]")
+    try:
+        while not stop.is_set():
+            platform.check()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+    finally:
+        await system.stop()
 
 
 @app.command()
@@ -190,8 +208,6 @@ def csms(
     port: Annotated[int | None, typer.Option("--port", help="Listen port (ELECTRA_CSMS_PORT, default 9000).")] = None,
 ) -> None:
     """Run the OCPP central system: ws://HOST:PORT/ocpp/{charge_point_id}, OCPP 1.6J and 2.0.1."""
-    import asyncio
-
     from electra.ocpp.service import central_system
 
     s = common.settings()
