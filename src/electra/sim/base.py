@@ -427,9 +427,9 @@ class SimCharger(ABC):
             for c in self.connectors.values():
                 if c.tx is not None:
                     self.stop_session(c.connector_id, "Local")
-        if self.online:
-            with contextlib.suppress(TimeoutError):
-                await self.wait_flushed(flush_timeout_s)
+        if flush_timeout_s > 0 and self._queue:
+            with contextlib.suppress(TimeoutError):  # what is still queued then is reported as queued
+                await asyncio.wait_for(self._flushed_online(), flush_timeout_s)
         self._stopping = True
         self._online.set()
         self._disconnect.set()
@@ -439,6 +439,10 @@ class SimCharger(ABC):
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _flushed_online(self) -> None:
+        await self.booted.wait()
+        await self._queue_idle.wait()
 
     async def wait_booted(self, timeout_s: float = 10.0) -> None:
         await asyncio.wait_for(self.booted.wait(), timeout_s)
