@@ -49,6 +49,12 @@ def test_scenario_is_reproducible_from_its_seed() -> None:
     assert len(set(keys)) == 20
     assert charger_account(43, 0).address not in keys
     assert not any(is_dev_key(charger_account(s, 0)) for s in range(5))
+    # A bigger fleet, another duration or other rates keep the same chargers and vehicles.
+    bigger = build_scenario(42, 10, 20, mix=0.2, duration_s=60, offline_rate=0.0, fault_rate=1.0)
+    assert bigger.vehicles[:12] == a.vehicles
+    same = ("charger_id", "max_power_w", "connectors", "current_type", "latitude_e6", "longitude_e6")
+    for x, y in zip(bigger.chargers, a.chargers, strict=False):
+        assert [getattr(x, f) for f in same] == [getattr(y, f) for f in same]
     assert build_scenario(1, 3, mix=0.0).versions == {"1.6": 3, "2.0.1": 0}
     assert build_scenario(1, 3, mix=1.0).versions == {"1.6": 0, "2.0.1": 3}
 

@@ -19,6 +19,7 @@ from electra.cli import common
 from electra.cli.common import JsonOpt, console, emit, handles_errors, kv_table
 from electra.cli.dao import dao_app
 from electra.cli.ocpp import ocpp_app
+from electra.cli.sim import sim_app
 from electra.cli.station import station_app
 from electra.cli.vehicle import vehicle_app
 from electra.errors import InvalidInput
@@ -36,6 +37,7 @@ app.add_typer(station_app, name="station")
 app.add_typer(vehicle_app, name="vehicle")
 app.add_typer(dao_app, name="dao")
 app.add_typer(ocpp_app, name="ocpp")
+app.add_typer(sim_app, name="sim")
 
 
 @app.callback()

@@ -41,7 +41,8 @@ class FleetSummary:
     sessions: list[SessionSummary] = field(default_factory=list)
     sessions_rejected: int = 0
     arrivals_turned_away: int = 0
-    messages_sent: Counter[str] = field(default_factory=Counter)
+    messages_sent: Counter[str] = field(default_factory=Counter)  # by action
+    messages_by_version: Counter[str] = field(default_factory=Counter)
     offline_periods: int = 0
     faults: int = 0
     boots: int = 0
@@ -217,6 +218,7 @@ class Fleet:
             ]
             summary.sessions_rejected += c.sessions_rejected
             summary.messages_sent.update(c.sent)
+            summary.messages_by_version[c.version] += sum(c.sent.values())
             summary.boots += c.boots
             summary.errors += [f"{c.charger_id}: {e}" for e in c.errors]
         return summary

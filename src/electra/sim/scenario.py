@@ -62,7 +62,7 @@ class ChargerPlan:
     def spec(self, operator_id: bytes = b"DEELC") -> StationSpec:
         """What the charger NFT records (see StationRegistry)."""
         connector = ConnectorType.IEC_62196_T2 if self.current_type == "AC" else ConnectorType.IEC_62196_T2_COMBO
-        version = OcppVersion.V16 if self.version == "1.6" else OcppVersion.V201
+        version = OcppVersion.V16 | OcppVersion.V201  # the simulated firmware speaks both; a run picks one
         return StationSpec(
             charger_id=self.charger_id,
             latitude_e6=self.latitude_e6,
@@ -139,26 +139,31 @@ def build_scenario(
         raise InvalidInput(f"{n_vehicles} vehicles", "give 0 or more vehicles")
     prefix = f"SIM{seed}" if prefix is None else prefix
     check_charger_id(f"{prefix}-{chargers - 1:04d}")
-    rng = random.Random(f"electra-sim:{seed}")
     duration_ms = duration_s * 1000
-    v201 = set(rng.sample(range(chargers), round(chargers * mix)))
+    # Independent streams: a charger's or a vehicle's facts depend only on the seed and its index,
+    # so a bigger fleet or other rates keep the same chargers and vehicles (and their NFTs).
+    v201 = set(_rng(seed, "mix", chargers).sample(range(chargers), round(chargers * mix)))
+    timeline = _rng(seed, "timeline", chargers, n_vehicles, duration_ms)
     plans = []
     for i in range(chargers):
+        rng = _rng(seed, "charger", i)
         power, current, connectors = rng.choice(CHARGER_MODELS)
+        latitude = BERLIN_E6[0] + rng.randint(-100_000, 100_000)
+        longitude = BERLIN_E6[1] + rng.randint(-150_000, 150_000)
         offline: tuple[tuple[int, int], ...] = ()
         faults: tuple[FaultPlan, ...] = ()
-        if rng.random() < offline_rate:
-            offline = ((_between(rng, duration_ms, 100, 700), _between(rng, duration_ms, 50, 150)),)
-        if rng.random() < fault_rate:
-            kind = rng.choice(("connector", "meter_backwards"))
+        if timeline.random() < offline_rate:
+            offline = ((_between(timeline, duration_ms, 100, 700), _between(timeline, duration_ms, 50, 150)),)
+        if timeline.random() < fault_rate:
+            kind = timeline.choice(("connector", "meter_backwards"))
             faults = (
                 FaultPlan(
-                    at_ms=_between(rng, duration_ms, 200, 800),
-                    connector_id=rng.randint(1, connectors),
+                    at_ms=_between(timeline, duration_ms, 200, 800),
+                    connector_id=timeline.randint(1, connectors),
                     kind=kind,
-                    error_code=rng.choice(ERROR_CODES),
+                    error_code=timeline.choice(ERROR_CODES),
                     clear_after_ms=duration_ms // 10,
-                    backwards_wh=rng.randint(100, 1_000) if kind == "meter_backwards" else 0,
+                    backwards_wh=timeline.randint(100, 1_000) if kind == "meter_backwards" else 0,
                 ),
             )
         plans.append(
@@ -169,29 +174,35 @@ def build_scenario(
                 connectors=connectors,
                 max_power_w=power,
                 current_type=current,
-                latitude_e6=BERLIN_E6[0] + rng.randint(-100_000, 100_000),
-                longitude_e6=BERLIN_E6[1] + rng.randint(-150_000, 150_000),
+                latitude_e6=latitude,
+                longitude_e6=longitude,
                 offline=offline,
                 faults=faults,
             )
         )
-    fleet = [
-        VehiclePlan(
-            index=j,
-            vin="ELCSM" + "".join(rng.choice(VIN_CHARS) for _ in range(12)),
-            id_tag=hashlib.sha256(f"electra-sim:{seed}:vehicle:{j}".encode()).hexdigest()[:8].upper(),
-            battery_wh=rng.choice(BATTERIES_WH),
-            soc_permille=rng.randint(100, 600),
-            ac_max_w=rng.choice(VEHICLE_AC_W),
-            dc_max_w=rng.choice(VEHICLE_DC_W),
-        )
-        for j in range(n_vehicles)
-    ]
+    fleet = [_vehicle(seed, j) for j in range(n_vehicles)]
     arrivals = sorted(
-        (Arrival(_between(rng, duration_ms, 0, 600), j, rng.randrange(chargers)) for j in range(n_vehicles)),
+        (Arrival(_between(timeline, duration_ms, 0, 600), j, timeline.randrange(chargers)) for j in range(n_vehicles)),
         key=lambda a: (a.at_ms, a.vehicle),
     )
     return Scenario(seed, duration_ms, tuple(plans), tuple(fleet), tuple(arrivals))
+
+
+def _rng(seed: int, *stream: object) -> random.Random:
+    return random.Random(":".join(["electra-sim", str(seed), *map(str, stream)]))
+
+
+def _vehicle(seed: int, index: int) -> VehiclePlan:
+    rng = _rng(seed, "vehicle", index)
+    return VehiclePlan(
+        index=index,
+        vin="ELCSM" + "".join(rng.choice(VIN_CHARS) for _ in range(12)),
+        id_tag=hashlib.sha256(f"electra-sim:{seed}:vehicle:{index}".encode()).hexdigest()[:8].upper(),
+        battery_wh=rng.choice(BATTERIES_WH),
+        soc_permille=rng.randint(100, 600),
+        ac_max_w=rng.choice(VEHICLE_AC_W),
+        dc_max_w=rng.choice(VEHICLE_DC_W),
+    )
 
 
 def _between(rng: random.Random, total_ms: int, lo_permille: int, hi_permille: int) -> int:
