@@ -4,14 +4,21 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import ipaddress
 import itertools
 import json
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
@@ -433,5 +440,106 @@ def test_faults_reach_the_central_system(electra: Electra, tmp_path: Path, versi
             assert records[2].stop_reason == "Other"
         else:
             assert any(p["connectorStatus"] == "Faulted" and p["evseId"] == 2 for p in statuses)
+
+    asyncio.run(body())
+
+
+def self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A certificate for 127.0.0.1: the server's TLS context and a client context trusting it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "electra-test-csms")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_file, key_file)
+    return server, ssl.create_default_context(cafile=str(cert_file))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_tls_with_basic_auth(electra: Electra, tmp_path: Path, version: str) -> None:
+    server_tls, client_tls = self_signed(tmp_path)
+    clock = SimClock(speed=600)
+    cid = f"SIM-TLS-{version}"
+
+    async def body() -> None:
+        store = CsmsStore.open(f"sqlite:///{tmp_path}/csms.db", clock=clock.now)
+        system = CentralSystem(
+            ChainChargerDirectory(electra.stations, ttl_s=0),
+            store,
+            port=0,
+            security_profile=2,
+            ssl_context=server_tls,
+            clock=clock.now,
+        )
+        await system.start()
+        try:
+            device = device_for(cid)
+            register(electra, cid, device)
+            password = store.credentials.rotate(cid)
+            identity = ChargerIdentity(cid, bytes(device.key))
+            url = f"wss://127.0.0.1:{system.port}"
+            sim = make_charger(version, identity, url, clock, password=password, ssl=client_tls)
+            assert sim.url == f"wss://127.0.0.1:{system.port}/ocpp/{cid}"
+            async with running(sim):
+                assert system.live[cid].booted
+            plain = make_charger(version, identity, url.replace("wss", "ws"), clock, password=password)
+            async with running(plain, boot=False):
+                await until(lambda: plain.connect_failures >= 1)  # no TLS, no entry
+                assert not plain.booted.is_set()
+        finally:
+            await system.stop()
+        assert sim.errors == []
+
+    asyncio.run(body())
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_soft_reset_ends_sessions_and_reboots(electra: Electra, tmp_path: Path, version: str) -> None:
+    """1.6 Soft: stop the session (SoftReset) and reboot. 2.0.1 OnIdle: Scheduled until the session ends."""
+    clock = SimClock(speed=600)
+    cid = f"SIM-RESET-{version}"
+
+    async def body() -> None:
+        async with csms(electra, tmp_path, clock) as system:
+            system.store.tokens.issue(RFID, owner=dev_account(2).address)
+            sim = sim_for(electra, system, clock, version, cid)
+            cmd = Commands(system)
+            async with running(sim):
+                tx = await sim.start_session(1, RFID)
+                assert tx is not None
+                await until(lambda: tx.start_acked)
+                connects = sim.connects
+                answer = (await cmd.reset(cid, hard=False))["status"]
+                if version == "1.6":
+                    assert answer == "Accepted"
+                    await until(lambda: tx.completed and sim.connects == connects + 1 and sim.online)
+                    assert tx.stop_reason == "SoftReset"
+                else:
+                    assert answer == "Scheduled"
+                    await clock.sleep(300)
+                    assert sim.connects == connects and tx.stopped_ms is None  # waits for the session
+                    sim.stop_session(1, "Local")
+                    await until(lambda: tx.completed and sim.connects == connects + 1 and sim.online)
+                await sim.wait_flushed(3)
+            record = db_session(system, cid)
+        assert sim.errors == []
+        assert record.status == "completed"
+        assert record.stop_reason == ("SoftReset" if version == "1.6" else "Local")
 
     asyncio.run(body())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -198,3 +200,36 @@ def test_helpers() -> None:
         ChargerIdentity("bad id!", KEY)
     with pytest.raises(InvalidInput):
         SimChargerV16(ChargerIdentity("SIM-X", KEY), "ws://h", SimClock(), config={"Nope": "1"})
+
+
+class BootCp:
+    """Answers BootNotification with Pending, then Rejected, then Accepted."""
+
+    def __init__(self) -> None:
+        self.answers = [("Pending", 20), ("Rejected", 0), ("Accepted", 45)]
+        self.at_ms: list[int] = []
+        self.clock: SimClock | None = None
+
+    async def call(self, request: Any, suppress: bool = True) -> Any:
+        assert type(request).__name__ == "BootNotification" and self.clock is not None
+        self.at_ms.append(self.clock.now_ms())
+        status, interval = self.answers.pop(0)
+        return SimpleNamespace(status=status, interval=interval)
+
+
+def test_boot_is_retried_until_accepted_at_the_given_interval() -> None:
+    sim = charger(FakeClock())
+    sim.clock = SimClock(speed=1_000)
+    cp = BootCp()
+    cp.clock = sim.clock
+
+    async def body() -> None:
+        sim._cp = cp
+        await asyncio.wait_for(sim._boot(), 2)
+
+    asyncio.run(body())
+    assert (sim.boots, sim.registration, sim.booted.is_set()) == (3, "Accepted", True)
+    assert sim.heartbeat_interval_s == 45
+    gaps = [b - a for a, b in itertools.pairwise(cp.at_ms)]
+    assert gaps[0] >= 20_000  # Pending: wait the interval the CSMS gave
+    assert gaps[1] >= 30_000  # Rejected with interval 0: the default wait

@@ -250,6 +250,7 @@ class SimCharger(ABC):
         self._online = asyncio.Event()
         self._online.set()
         self._disconnect = asyncio.Event()
+        self._gone = asyncio.Event()  # set when the current connection has ended
         self._hb_changed = asyncio.Event()
         self._stopping = False
         self._cp: Any = None
@@ -360,6 +361,7 @@ class SimCharger(ABC):
             return
         self.connects += 1
         self._disconnect = asyncio.Event()
+        self._gone = asyncio.Event()
         self._cp = self.protocol(ws)
         self.booted.clear()
         tasks = [
@@ -371,6 +373,7 @@ class SimCharger(ABC):
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._cp = None
+            self._gone.set()
             self.booted.clear()
             for t in tasks:
                 t.cancel()
@@ -488,7 +491,16 @@ class SimCharger(ABC):
             if self._cp is not cp:
                 raise ChargerOffline(f"{self.charger_id} lost its connection", "wait for the reconnect")
             self.sent[action] += 1
-            result = await cp.call(request, suppress=False)
+            # The library waits for an answer until its timeout even when the socket has closed;
+            # a call in flight ends as soon as the connection does.
+            answer = asyncio.ensure_future(cp.call(request, suppress=False))
+            gone = asyncio.ensure_future(self._gone.wait())
+            await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+            gone.cancel()
+            if not answer.done():
+                answer.cancel()
+                raise ChargerOffline(f"{self.charger_id} lost its connection during {action}", "it is resent if queued")
+            result = answer.result()
         self.answered[action] += 1
         return result
 
