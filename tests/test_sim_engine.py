@@ -233,3 +233,24 @@ def test_boot_is_retried_until_accepted_at_the_given_interval() -> None:
     gaps = [b - a for a, b in itertools.pairwise(cp.at_ms)]
     assert gaps[0] >= 20_000  # Pending: wait the interval the CSMS gave
     assert gaps[1] >= 30_000  # Rejected with interval 0: the default wait
+
+
+def test_stop_is_prompt_when_the_central_system_is_unreachable() -> None:
+    from tests.conftest import free_port
+
+    clock = SimClock(speed=60)
+    sim = SimChargerV16(
+        ChargerIdentity("SIM-NOWHERE", KEY), f"ws://127.0.0.1:{free_port()}", clock, response_timeout_s=30
+    )
+
+    async def body() -> float:
+        task = asyncio.create_task(sim.run())
+        while sim.connect_failures < 3:  # backing off between attempts by now
+            await asyncio.sleep(0.01)
+        t0 = time.monotonic()
+        await sim.stop()
+        await asyncio.wait_for(task, 2)
+        return time.monotonic() - t0
+
+    assert asyncio.run(body()) < 0.5
+    assert not sim.connected and "cannot connect" in sim.errors[0]

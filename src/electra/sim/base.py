@@ -253,6 +253,8 @@ class SimCharger(ABC):
         self._gone = asyncio.Event()  # set when the current connection has ended
         self._hb_changed = asyncio.Event()
         self._stopping = False
+        self._stopped = asyncio.Event()
+        self._connecting: asyncio.Future[ClientConnection] | None = None
         self._cp: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._boot_reason = "PowerUp"
@@ -324,8 +326,8 @@ class SimCharger(ABC):
             await self._online.wait()
             if self._stopping:
                 break
-            try:
-                ws = await connect(
+            attempt = asyncio.ensure_future(
+                connect(
                     self.url,
                     subprotocols=[self.subprotocol],  # type: ignore[list-item]
                     additional_headers=self._headers(),
@@ -333,13 +335,23 @@ class SimCharger(ABC):
                     open_timeout=self.response_timeout_s,
                     max_size=MAX_FRAME_BYTES,
                 )
+            )
+            self._connecting = attempt
+            try:
+                ws = await attempt
+            except asyncio.CancelledError:
+                if attempt.cancelled() and self._stopping:
+                    break  # stop() gave up the attempt; this task itself was not cancelled
+                raise
             except (OSError, InvalidHandshake, TimeoutError) as exc:
                 self.connect_failures += 1
                 if self.connect_failures <= 3 or self.connect_failures % 50 == 0:
                     self.error(f"cannot connect to {self.url}: {exc}")
-                await asyncio.sleep(backoff)
+                await self.clock.wait(self._stopped, self.clock.to_sim_ms(backoff))
                 backoff = min(backoff * 2, 2.0)
                 continue
+            finally:
+                self._connecting = None
             backoff = 0.05
             try:
                 await self._serve(ws)
@@ -434,8 +446,11 @@ class SimCharger(ABC):
             with contextlib.suppress(TimeoutError):  # what is still queued then is reported as queued
                 await asyncio.wait_for(self._flushed_online(), flush_timeout_s)
         self._stopping = True
+        self._stopped.set()
         self._online.set()
         self._disconnect.set()
+        if self._connecting is not None:
+            self._connecting.cancel()
         for c in self.connectors.values():
             if c.task is not None:
                 c.task.cancel()
