@@ -49,6 +49,10 @@ CHARGERS = ChargerState.__table__
 CONNECTORS = ConnectorState.__table__
 
 
+class UnknownTransaction(InvalidInput):
+    """A charger named a transaction the central system has no record of."""
+
+
 @dataclass
 class Tracked:
     """An active session in memory: its row id and its domain state (None while a 2.0.1
@@ -284,7 +288,7 @@ class SessionService:
         """Adds meter readings to a session. Returns how many were new."""
         t = await self.tracked(charger_id, uid)
         if t is None:
-            raise InvalidInput(f"transaction {uid} is not known on charger {charger_id}", "start it first")
+            raise UnknownTransaction(f"transaction {uid} is not known on charger {charger_id}", "start it first")
         rows, flags_before = self._apply_readings(t, readings), self._flags(t)
         writes = []
         if rows:
@@ -309,7 +313,7 @@ class SessionService:
     ) -> StopResult:
         t = await self.tracked(charger_id, uid)
         if t is None:
-            raise InvalidInput(f"transaction {uid} is not known on charger {charger_id}", "start it first")
+            raise UnknownTransaction(f"transaction {uid} is not known on charger {charger_id}", "start it first")
         rows = self._apply_readings(t, list(readings))
         writes = []
         if t.state is None:
@@ -330,14 +334,7 @@ class SessionService:
             writes.append(
                 self.writer.rows(
                     METER_VALUES,
-                    [
-                        {
-                            "session_id": t.db_id,
-                            "timestamp_ms": timestamp_ms,
-                            "register_wh": stop_wh,
-                            "context": "Transaction.End",
-                        }
-                    ],
+                    [_reading_row(t.db_id, RegisterReading(timestamp_ms, stop_wh, "Transaction.End"))],
                     ignore_conflicts=True,
                 )
             )
@@ -376,17 +373,7 @@ class SessionService:
                 if outcome is Outcome.REJECTED:
                     LOG.warning("%s: reading of %s rejected: %s", t.charger_id, t.uid, applied.detail)
             if outcome is Outcome.APPLIED:
-                rows.append(
-                    {
-                        "session_id": t.db_id,
-                        "timestamp_ms": r.timestamp_ms,
-                        "register_wh": r.register_wh,
-                        "context": r.context,
-                        "signed_data": r.signed.data if r.signed else None,
-                        "signing_method": r.signed.method if r.signed else None,
-                        "public_key": r.signed.public_key if r.signed else None,
-                    }
-                )
+                rows.append(_reading_row(t.db_id, r))
         return rows
 
     @staticmethod
@@ -431,3 +418,15 @@ class SessionService:
 
 def unknown_token(id_token: str) -> TokenInfo:
     return TokenInfo(id_token, INVALID)
+
+
+def _reading_row(session_id: int, r: RegisterReading) -> dict[str, object]:
+    return {
+        "session_id": session_id,
+        "timestamp_ms": r.timestamp_ms,
+        "register_wh": r.register_wh,
+        "context": r.context,
+        "signed_data": r.signed.data if r.signed else None,
+        "signing_method": r.signed.method if r.signed else None,
+        "public_key": r.signed.public_key if r.signed else None,
+    }

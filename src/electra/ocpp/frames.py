@@ -2,8 +2,9 @@
 
 A frame that is too big, not JSON, not an OCPP-J message array, or a CALL whose payload breaks the
 schema gets a CALLERROR with the code the version's spec names (1.6 says FormationViolation and
-OccurenceConstraintViolation, 2.0.1 FormatViolation and OccurrenceConstraintViolation), and the
-connection stays up. Nothing is stored for a frame that is not a well-formed CALL.
+OccurenceConstraintViolation, 2.0.1 FormatViolation, OccurrenceConstraintViolation and
+RpcFrameworkError), and the connection stays up. Nothing is stored for a frame that is not a
+schema-valid CALL. See docs/ocpp.md for the table.
 Every well-formed CALL is appended to the raw message log before its handler runs; the handler's
 answer goes out only once the log row and the handler's own writes are committed.
 """
@@ -17,13 +18,28 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
+from jsonschema.exceptions import ValidationError as SchemaValidationError
 from ocpp.exceptions import OCPPError, PropertyConstraintViolationError
-from ocpp.messages import Call, CallError, MessageType, unpack
+from ocpp.messages import Call, CallError, MessageType, get_validator, unpack
 
 from electra.errors import InvalidInput
 
 LOG = logging.getLogger("electra.ocpp")
-_ID = re.compile(r'^\s*\[\s*[234]\s*,\s*"([^"\\]{1,64})"')
+
+
+class _RefusalsAreNotErrors(logging.Filter):
+    """The `ocpp` library logs a traceback at ERROR for every CALL a handler refuses; a refusal of a
+    charger's bad input (an OCPPError) is routine and logged by Electra at INFO. Real failures
+    still come through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, OCPPError)
+
+
+LIBRARY_LOG = logging.getLogger("electra.ocpp.library")
+LIBRARY_LOG.addFilter(_RefusalsAreNotErrors())
+_ID = re.compile(r'^\s*\[\s*\d+\s*,\s*"([^"\\]{1,36})"')
 MAX_ID = 36  # OCPP-J: the message id is a string of at most 36 characters
 
 _V16_CODES = {"FormatViolation": "FormationViolation", "OccurrenceConstraintViolation": "OccurenceConstraintViolation"}
@@ -55,6 +71,9 @@ class GuardedRouting:
             inner = handlers.get("_on_action")
             if inner is not None:
                 handlers["_on_action"] = self._logging(inner)
+            # Requests are validated in route_message, with the spec's error codes; answers are
+            # Electra's own dataclasses (checked against the schemas by the wire tests).
+            handlers["_skip_schema_validation"] = True
 
     def _logging(self, inner: Any) -> Any:
         @functools.wraps(inner)
@@ -71,6 +90,7 @@ class GuardedRouting:
 
     async def route_message(self, raw_msg: str | bytes) -> None:
         version = self._ocpp_version
+        rpc_error = "ProtocolError" if version == "1.6" else "RpcFrameworkError"
         if isinstance(raw_msg, bytes):
             await self._send(call_error("-1", "FormatViolation", version, "OCPP-J frames are text, not binary"))
             return
@@ -79,56 +99,94 @@ class GuardedRouting:
             await self._reject(raw_msg, "FormatViolation", f"message of {len(raw_msg)} bytes is over {limit}")
             return
         try:
-            msg = unpack(raw_msg)
-        except OCPPError as exc:
-            cause = str((exc.details or {}).get("cause", exc.description))
-            code = "FormatViolation" if isinstance(_safe_json(raw_msg), _Bad) else exc.code
-            if version != "1.6" and code == "PropertyConstraintViolation":
-                code = "MessageTypeNotSupported"
-            await self._reject(raw_msg, code, cause)
+            frame = json.loads(raw_msg)
+        except ValueError:
+            await self._reject(raw_msg, "FormatViolation", "the message is not valid JSON")
             return
-        if not isinstance(msg.unique_id, str) or not 1 <= len(msg.unique_id) <= MAX_ID:
-            await self._send(call_error("-1", "ProtocolError", version, "the message id must be a string of 1-36"))
+        if not isinstance(frame, list) or not frame or not isinstance(frame[0], int) or isinstance(frame[0], bool):
+            await self._send(call_error("-1", rpc_error, version, "an OCPP-J message is [type, id, ...]"))
             return
-        if msg.message_type_id != MessageType.Call:
-            self._response_queue.put_nowait(msg)
+        unique_id = frame[1] if len(frame) > 1 else None
+        id_ok = isinstance(unique_id, str) and 1 <= len(unique_id) <= MAX_ID
+        shown_id = unique_id if id_ok else "-1"
+        kind = frame[0]
+        if kind not in (MessageType.Call, MessageType.CallResult, MessageType.CallError):
+            if version != "1.6":  # 1.6 (4.1.3): a server SHALL ignore an unknown message type
+                await self._send(call_error(shown_id, "MessageTypeNotSupported", version, f"message type {kind}"))
             return
-        if not isinstance(msg.action, str) or not isinstance(msg.payload, dict):
-            await self._send(call_error(msg.unique_id, "FormatViolation", version, "a CALL is [2, id, action, {...}]"))
+        if not id_ok:
+            await self._send(call_error("-1", rpc_error, version, "the message id must be a string of 1-36"))
             return
-        if msg.action not in self.route_map:
-            known = msg.action in {a.value for a in self._actions}
+        if kind != MessageType.Call:
+            try:
+                self._response_queue.put_nowait(unpack(raw_msg))
+            except OCPPError:
+                LOG.info("%s: ignored a malformed response %s", self.ctx.charger_id, unique_id)
+            return
+        if len(frame) != 4:
+            await self._send(call_error(unique_id, rpc_error, version, "a CALL is [2, id, action, payload]"))
+            return
+        action, payload = frame[2], frame[3]
+        if payload is None:
+            payload = {}  # OCPP-J: an empty payload may be written null or {}
+        if not isinstance(action, str) or not isinstance(payload, dict):
+            await self._send(call_error(unique_id, "FormatViolation", version, "a CALL is [2, id, action, {...}]"))
+            return
+        if action not in self.route_map:
+            known = action in {a.value for a in self._actions}
             code, what = ("NotSupported", "is not supported here") if known else ("NotImplemented", "is not known")
-            await self._send(call_error(msg.unique_id, code, version, f"action {msg.action[:64]} {what}"))
+            await self._send(call_error(unique_id, code, version, f"action {action[:64]} {what}"))
             return
-        self.ctx.pending_call = (msg.unique_id, msg.action, raw_msg)
+        refusal = schema_check(version, action, payload)
+        if refusal is not None:
+            await self._send(call_error(unique_id, refusal[0], version, refusal[1][:255]))
+            return
+        self.ctx.pending_call = (unique_id, action, raw_msg)
         try:
-            await self._handle_call(msg)
+            await self._handle_call(Call(unique_id, action, payload))
         except OCPPError as exc:
-            LOG.info("%s: %s %s refused: %s", self.ctx.charger_id, msg.action, msg.unique_id, exc.code)
+            LOG.info("%s: %s %s refused: %s", self.ctx.charger_id, action, unique_id, exc.code)
             cause = (exc.details or {}).get("cause", "")
-            await self._send(call_error(msg.unique_id, exc.code, version, exc.description, str(cause)[:512]))
+            await self._send(call_error(unique_id, exc.code, version, exc.description[:255], str(cause)[:512]))
         except Exception:  # a bug or a store failure: answer InternalError and keep the connection
-            LOG.exception("%s: %s %s failed", self.ctx.charger_id, msg.action, msg.unique_id)
-            await self._send(call_error(msg.unique_id, "InternalError", version, "the central system failed"))
+            LOG.exception("%s: %s %s failed", self.ctx.charger_id, action, unique_id)
+            await self._send(call_error(unique_id, "InternalError", version, "the central system failed"))
 
     async def _reject(self, raw: str, code: str, cause: str) -> None:
         m = _ID.match(raw)
         unique_id = m.group(1) if m else "-1"
         LOG.info("%s: bad frame (%s): %s", self.ctx.charger_id, code, cause)
-        await self._send(call_error(unique_id, code, self._ocpp_version, cause[:256]))
+        await self._send(call_error(unique_id, code, self._ocpp_version, cause[:255]))
 
 
-class _Bad:
-    pass
+# jsonschema keyword -> OCPP error (1.6 4.2.3 and 2.0.1 Part 4 4.3 define the codes).
+_SCHEMA_CODES = {
+    "type": "TypeConstraintViolation",  # 'somestring': 12
+    "maxLength": "TypeConstraintViolation",  # CiString20Type and friends are data types
+    "required": "OccurrenceConstraintViolation",
+    "minItems": "OccurrenceConstraintViolation",
+    "maxItems": "OccurrenceConstraintViolation",
+    "additionalProperties": "FormatViolation",
+    "enum": "PropertyConstraintViolation",  # syntactically right, a value not allowed
+    "minimum": "PropertyConstraintViolation",
+    "maximum": "PropertyConstraintViolation",
+    "minLength": "PropertyConstraintViolation",
+    "pattern": "PropertyConstraintViolation",
+    "format": "PropertyConstraintViolation",
+}
 
 
-def _safe_json(raw: str) -> Any:
+def schema_check(version: str, action: str, payload: dict[str, Any]) -> tuple[str, str] | None:
+    """Validates a CALL payload against the version's official JSON schema (shipped with the `ocpp`
+    library). Returns (error code, description) or None when it conforms."""
+    validator = get_validator(MessageType.Call, action, version)
     try:
-        return json.loads(raw)
-    except ValueError:
-        return _Bad()
+        validator.validate(payload)
+    except SchemaValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "payload"
+        return _SCHEMA_CODES.get(str(exc.validator), "FormatViolation"), f"{where}: {exc.message}"
+    return None
 
 
 def as_ocpp_error(exc: InvalidInput) -> OCPPError:
-    return PropertyConstraintViolationError(description=exc.one_line()[:256])
+    return PropertyConstraintViolationError(description=exc.one_line()[:255])

@@ -155,12 +155,14 @@ class GroupCommitWriter:
 
     @staticmethod
     def _apply_rows(conn: Connection, ops: list[_Op]) -> None:
-        groups: dict[tuple[str, bool], tuple[Table, list[dict[str, Any]]]] = {}
+        # One executemany per table and column set: rows that name different columns cannot share one.
+        groups: dict[tuple[str, bool, tuple[str, ...]], tuple[Table, list[dict[str, Any]]]] = {}
         for op in ops:
             assert op.table is not None
-            key = (op.table.name, op.ignore_conflicts)
-            groups.setdefault(key, (op.table, []))[1].extend(op.rows)
-        for (_, ignore), (table, rows) in groups.items():
+            for row in op.rows:
+                key = (op.table.name, op.ignore_conflicts, tuple(sorted(row)))
+                groups.setdefault(key, (op.table, []))[1].append(row)
+        for (_, ignore, _), (table, rows) in groups.items():
             if rows:
                 stmt = insert_ignoring_conflicts(conn, table) if ignore else insert(table)
                 conn.execute(stmt, rows)

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, RegistrationStatus
 
+from electra.charging.service import UnknownTransaction
 from electra.charging.tokens import TokenInfo
 from electra.errors import InvalidInput
-from electra.ocpp.frames import GuardedRouting, as_ocpp_error
+from electra.ocpp.frames import LIBRARY_LOG, GuardedRouting, as_ocpp_error
 from electra.ocpp.gateway import ConnectionContext
 from electra.ocpp.meter import parse_time_ms, readings_v16
 
 ELECTRA_VENDOR = "org.electra"
+LOG = logging.getLogger("electra.ocpp")
 
 
 def id_tag_info(token: TokenInfo) -> dict[str, Any]:
@@ -24,7 +27,7 @@ def id_tag_info(token: TokenInfo) -> dict[str, Any]:
 
 class CentralSystemV16(GuardedRouting, ChargePoint):  # type: ignore[misc]
     def __init__(self, ctx: ConnectionContext, connection: Any) -> None:
-        super().__init__(ctx.charger_id, connection, response_timeout=15)
+        super().__init__(ctx.charger_id, connection, response_timeout=15, logger=LIBRARY_LOG)
         self.ctx = ctx
         self._actions = Action
         self.log_valid_calls()
@@ -81,6 +84,8 @@ class CentralSystemV16(GuardedRouting, ChargePoint):  # type: ignore[misc]
             readings = readings_v16(meter_value)
             if tx is not None and readings:
                 await self.ctx.sessions.record(self.ctx.charger_id, str(tx), readings)
+        except UnknownTransaction as exc:
+            LOG.warning("%s: %s; meter values kept in the message log only", self.ctx.charger_id, exc.cause)
         except InvalidInput as exc:
             raise as_ocpp_error(exc) from exc
         await self.ctx.durable()
@@ -98,6 +103,10 @@ class CentralSystemV16(GuardedRouting, ChargePoint):  # type: ignore[misc]
                 kw.get("reason") or "Local",
                 readings,
             )
+        except UnknownTransaction as exc:
+            # 1.6 (4.10): sanity checks never keep the central system from answering .conf, or the
+            # charger retries for ever. The message stays in the log for a human to look at.
+            LOG.warning("%s: %s; stop kept in the message log only", self.ctx.charger_id, exc.cause)
         except InvalidInput as exc:
             raise as_ocpp_error(exc) from exc
         await self.ctx.durable()

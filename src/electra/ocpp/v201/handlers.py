@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ocpp.routing import on
@@ -10,10 +11,12 @@ from ocpp.v201.enums import Action, DataTransferStatusEnumType, RegistrationStat
 
 from electra.charging.tokens import TokenInfo
 from electra.errors import InvalidInput
-from electra.ocpp.frames import GuardedRouting, as_ocpp_error
+from electra.ocpp.frames import LIBRARY_LOG, GuardedRouting, as_ocpp_error
 from electra.ocpp.gateway import ConnectionContext
 from electra.ocpp.meter import parse_time_ms, readings_v201
 from electra.ocpp.v16.handlers import ELECTRA_VENDOR
+
+LOG = logging.getLogger("electra.ocpp")
 
 
 def id_token_info(token: TokenInfo) -> dict[str, Any]:
@@ -22,7 +25,7 @@ def id_token_info(token: TokenInfo) -> dict[str, Any]:
 
 class CentralSystemV201(GuardedRouting, ChargePoint):  # type: ignore[misc]
     def __init__(self, ctx: ConnectionContext, connection: Any) -> None:
-        super().__init__(ctx.charger_id, connection, response_timeout=15)
+        super().__init__(ctx.charger_id, connection, response_timeout=15, logger=LIBRARY_LOG)
         self.ctx = ctx
         self._actions = Action
         self.log_valid_calls()
@@ -85,6 +88,11 @@ class CentralSystemV201(GuardedRouting, ChargePoint):  # type: ignore[misc]
             ts = parse_time_ms(timestamp)
             readings = readings_v201(kw.get("meter_value") or [])
             known = await sessions.tracked(charger, uid)
+            if known is None and event_type != "Started" and not readings:
+                # Nothing to open a session with: answer (2.0.1 retries otherwise), keep only the log.
+                LOG.warning("%s: %s of unknown transaction %s without meter values", charger, event_type, uid)
+                await self.ctx.durable()
+                return call_result.TransactionEvent()
             if event_type == "Started" or known is None:
                 start_wh = readings[0].register_wh if readings and event_type == "Started" else None
                 evse = (kw.get("evse") or {}).get("id", 0)
