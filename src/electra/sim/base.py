@@ -51,7 +51,7 @@ class ChargerIdentity:
     """A simulated charger's fixed facts. ``device_key`` is its 32-byte secp256k1 private key."""
 
     charger_id: str
-    device_key: bytes
+    device_key: bytes = field(repr=False)
     connectors: int = 1
     max_power_w: int = 22_000
     current_type: str = "AC"
@@ -657,7 +657,8 @@ class SimCharger(ABC):
             return c if c is not None and c.tx is None and c.status in ("Available", "Preparing") else None
         free = [c for c in self.connectors.values() if c.tx is None and c.status in ("Available", "Preparing")]
         waiting = [c for c in free if c.connector_id in self.plugged]
-        return (waiting or free or [None])[0]
+        candidates = waiting or free
+        return candidates[0] if candidates else None
 
     def plug_in(self, connector_id: int, demand_wh: int | None = None, max_power_w: int | None = None) -> None:
         """A vehicle is plugged in and waits for a remote start (a driver using an app)."""

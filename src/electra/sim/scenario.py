@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from functools import cache
 
 from eth_account import Account
-from eth_account.hdaccount import Language, Mnemonic, key_from_seed, seed_from_mnemonic
+from eth_account.hdaccount import key_from_seed, seed_from_mnemonic
+from eth_account.hdaccount.mnemonic import Mnemonic
 from eth_account.signers.local import LocalAccount
+from eth_account.types import Language
 
 from electra.chain.keys import is_dev_key
 from electra.domain.station import ConnectorType, OcppVersion, StationSpec, check_charger_id
