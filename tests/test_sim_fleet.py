@@ -15,7 +15,7 @@ from electra.domain.vehicle import vin_hash
 from electra.ocpp.directory import ChainChargerDirectory
 from electra.ocpp.gateway import CentralSystem, CsmsStore
 from electra.sim.clock import SimClock
-from electra.sim.fleet import Fleet
+from electra.sim.fleet import Fleet, FleetSummary
 from electra.sim.provision import provision
 from electra.sim.scenario import build_scenario, charger_account, vehicle_account
 from electra.store.models import SessionRecord
@@ -77,7 +77,7 @@ def test_provisioned_fleet_runs_against_the_central_system(electra: Electra, tmp
         record = electra.vehicles.vehicle(done.vehicle_ids[v.index])
         assert (record.owner, record.device) == (owner.address, vehicle_account(11, v.index).address)
 
-    async def body() -> object:
+    async def body() -> tuple[FleetSummary, FleetSummary]:
         system = CentralSystem(
             ChainChargerDirectory(electra.stations, ttl_s=0), store, port=0, security_profile=1, clock=clock.now
         )
@@ -86,13 +86,18 @@ def test_provisioned_fleet_runs_against_the_central_system(electra: Electra, tmp
             fleet = Fleet(
                 scenario, f"ws://127.0.0.1:{system.port}", clock, passwords=again.passwords, response_timeout_s=3
             )
-            return await fleet.run(flush_timeout_s=3)
+            first = await fleet.run(flush_timeout_s=3)
+            second = await fleet.run(flush_timeout_s=3)  # another round of the same timeline
+            return first, second
         finally:
             await system.stop()
 
-    summary = asyncio.run(body())
-    assert summary.errors == []  # type: ignore[attr-defined]
-    s = summary.to_json()  # type: ignore[attr-defined]
+    summary, second = asyncio.run(body())
+    assert second.errors == [] and second.boots >= 4  # and again after an offline period
+    assert second.sessions_started >= 3 and second.sessions_completed == second.sessions_started
+    assert min(x.started_ms for x in second.sessions) > max(x.started_ms for x in summary.sessions)
+    assert summary.errors == []
+    s = summary.to_json()
     assert s["versions"] == {"1.6": 2, "2.0.1": 2}
     assert s["sessions_started"] >= 3 and s["sessions_completed"] == s["sessions_started"]
     assert s["sessions_started"] + s["sessions_rejected"] + s["arrivals_turned_away"] <= 6
@@ -101,8 +106,8 @@ def test_provisioned_fleet_runs_against_the_central_system(electra: Electra, tmp
     with Session(store.engine) as db:
         rows = {(r.charger_id, r.started_at_ms): r for r in db.scalars(select(SessionRecord))}
     vehicle_of_tag = {v.id_tag: done.vehicle_ids[v.index] for v in scenario.vehicles}
-    assert len(rows) == s["sessions_started"]
-    for session in s["sessions"]:
+    assert len(rows) == s["sessions_started"] + second.sessions_started
+    for session in s["sessions"] + second.to_json()["sessions"]:
         row = rows[(session["charger_id"], session["started_ms"])]
         assert (row.status, row.energy_wh) == ("completed", session["energy_wh"])
         assert row.vehicle_id == vehicle_of_tag[session["id_tag"]]  # the token maps to the on-chain vehicle

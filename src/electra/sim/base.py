@@ -462,6 +462,11 @@ class SimCharger(ABC):
         await self.booted.wait()
         await self._queue_idle.wait()
 
+    def restartable(self) -> None:
+        """After :meth:`stop`, lets :meth:`run` serve again (the next round of a fleet)."""
+        self._stopping = False
+        self._stopped.clear()
+
     async def wait_booted(self, timeout_s: float = 10.0) -> None:
         await asyncio.wait_for(self.booted.wait(), timeout_s)
 

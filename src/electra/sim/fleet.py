@@ -130,9 +130,16 @@ class Fleet:
         )
 
     async def run(self, stop: asyncio.Event | None = None, flush_timeout_s: float = 5.0) -> FleetSummary:
-        """Runs the scenario until its duration has passed (simulated) or ``stop`` is set."""
+        """Runs the scenario until its duration has passed (simulated) or ``stop`` is set.
+
+        It can run again (another round of the same timeline, from now); each summary covers its round.
+        """
         stop = stop or asyncio.Event()
         t0, start_ms = time.monotonic(), self.clock.now_ms()
+        self.turned_away = self.offline_periods = self.faults = 0
+        marks = [(len(c.sessions), c.sessions_rejected, c.sent.copy(), c.boots, len(c.errors)) for c in self.chargers]
+        for c in self.chargers:
+            c.restartable()
         runners = [asyncio.create_task(c.run(), name=f"{c.charger_id}:run") for c in self.chargers]
         events = [
             asyncio.create_task(self._arrive(start_ms, a.at_ms, a.vehicle, a.charger)) for a in self.scenario.arrivals
@@ -153,7 +160,7 @@ class Fleet:
                 c.go_online()  # an offline charger gets its chance to deliver
             await asyncio.gather(*(c.stop(flush_timeout_s=flush_timeout_s) for c in self.chargers))
             await asyncio.gather(*runners, return_exceptions=True)
-        return self._summary(time.monotonic() - t0, (self.clock.now_ms() - start_ms) / 1000, interrupted)
+        return self._summary(marks, time.monotonic() - t0, (self.clock.now_ms() - start_ms) / 1000, interrupted)
 
     async def _arrive(self, start_ms: int, at_ms: int, vehicle_index: int, charger_index: int) -> None:
         await self.clock.sleep_until(start_ms + at_ms)
@@ -190,7 +197,9 @@ class Fleet:
         await self.clock.sleep_ms(fault.clear_after_ms)
         charger.clear_fault(fault.connector_id)
 
-    def _summary(self, real_s: float, sim_s: float, interrupted: bool) -> FleetSummary:
+    def _summary(
+        self, marks: list[tuple[int, int, Counter[str], int, int]], real_s: float, sim_s: float, interrupted: bool
+    ) -> FleetSummary:
         summary = FleetSummary(
             chargers=len(self.chargers),
             versions=self.scenario.versions,
@@ -202,7 +211,7 @@ class Fleet:
             sim_s=sim_s,
             interrupted=interrupted,
         )
-        for c in self.chargers:
+        for c, (n_sessions, rejected, sent, boots, n_errors) in zip(self.chargers, marks, strict=True):
             summary.sessions += [
                 SessionSummary(
                     c.charger_id,
@@ -214,11 +223,12 @@ class Fleet:
                     tx.stop_reason,
                     tx.completed,
                 )
-                for tx in c.sessions
+                for tx in c.sessions[n_sessions:]
             ]
-            summary.sessions_rejected += c.sessions_rejected
-            summary.messages_sent.update(c.sent)
-            summary.messages_by_version[c.version] += sum(c.sent.values())
-            summary.boots += c.boots
-            summary.errors += [f"{c.charger_id}: {e}" for e in c.errors]
+            summary.sessions_rejected += c.sessions_rejected - rejected
+            round_sent = c.sent - sent
+            summary.messages_sent.update(round_sent)
+            summary.messages_by_version[c.version] += sum(round_sent.values())
+            summary.boots += c.boots - boots
+            summary.errors += [f"{c.charger_id}: {e}" for e in c.errors[n_errors:]]
         return summary
