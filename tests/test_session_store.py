@@ -198,3 +198,19 @@ def test_a_stopped_writer_refuses_writes_loudly(store_engine: Engine) -> None:
             await writer.call(lambda conn: None)
 
     asyncio.run(body())
+
+
+def test_a_signature_that_comes_after_its_reading_is_kept(store_engine: Engine) -> None:
+    async def body(svc: SessionService) -> int:
+        s = await svc.start("CP-4", "1.6", 1, "T", T0, 7_000)  # StartTransaction carries no signature
+        assert await svc.record("CP-4", s.uid, [r(0, 7_000, "OCMF|begin|sig")]) == 0  # same reading, signed
+        return s.db_id
+
+    db_id = run(store_engine, body)
+    with store_engine.connect() as c:
+        signed = c.execute(
+            select(MeterValueRecord.register_wh, MeterValueRecord.signed_data).where(
+                MeterValueRecord.session_id == db_id
+            )
+        ).all()
+    assert [tuple(x) for x in signed] == [(7_000, "OCMF|begin|sig")]

@@ -100,6 +100,7 @@ class SessionService:
         self.clock = clock
         self.token_ttl_s = token_ttl_s
         self.active: dict[tuple[str, str], Tracked] = {}
+        self._signatures: list[tuple[int, RegisterReading]] = []
         self._token_cache: dict[str, tuple[float, TokenInfo]] = {}
 
     def _now_ms(self) -> int:
@@ -289,8 +290,9 @@ class SessionService:
         t = await self.tracked(charger_id, uid)
         if t is None:
             raise UnknownTransaction(f"transaction {uid} is not known on charger {charger_id}", "start it first")
-        rows, flags_before = self._apply_readings(t, readings), self._flags(t)
-        writes = []
+        flags_before = self._flags(t)
+        rows = self._apply_readings(t, readings)
+        writes = self._signature_writes()
         if rows:
             writes.append(self.writer.rows(METER_VALUES, rows, ignore_conflicts=True))
         if self._flags(t) != flags_before or t.start_dirty:
@@ -315,7 +317,7 @@ class SessionService:
         if t is None:
             raise UnknownTransaction(f"transaction {uid} is not known on charger {charger_id}", "start it first")
         rows = self._apply_readings(t, list(readings))
-        writes = []
+        writes = self._signature_writes()
         if t.state is None:
             if meter_stop_wh is None:
                 raise InvalidInput(
@@ -374,7 +376,34 @@ class SessionService:
                     LOG.warning("%s: reading of %s rejected: %s", t.charger_id, t.uid, applied.detail)
             if outcome is Outcome.APPLIED:
                 rows.append(_reading_row(t.db_id, r))
+            elif outcome is Outcome.DUPLICATE and r.signed is not None:
+                # The same reading again, now with its signature (a 1.6 charger signs the start
+                # register in a MeterValues after StartTransaction): keep the signature.
+                self._signatures.append((t.db_id, r))
         return rows
+
+    def _signature_writes(self) -> list[asyncio.Future[object]]:
+        pending, self._signatures = self._signatures, []
+        writes = []
+        for session_id, r in pending:
+            assert r.signed is not None
+            where = and_(
+                METER_VALUES.c.session_id == session_id,
+                METER_VALUES.c.timestamp_ms == r.timestamp_ms,
+                METER_VALUES.c.register_wh == r.register_wh,
+                METER_VALUES.c.signed_data.is_(None),
+            )
+            values = {
+                "signed_data": r.signed.data,
+                "signing_method": r.signed.method,
+                "public_key": r.signed.public_key,
+            }
+            writes.append(
+                self.writer.call(
+                    lambda conn, w=where, v=values: conn.execute(update(METER_VALUES).where(w).values(**v))
+                )
+            )
+        return writes
 
     @staticmethod
     def _flags(t: Tracked) -> frozenset[Flag]:

@@ -161,6 +161,9 @@ def deploy(
 @handles_errors
 def up(
     once: Annotated[bool, typer.Option("--once", help="Start, deploy, print and exit (for scripts).")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo/--no-demo", help="Run a small simulated fleet charging (dev chain only).")
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the platform on its embedded defaults: dev chain, contracts, SQLite. Ctrl-C stops it."""
@@ -173,15 +176,16 @@ def up(
         platform.stop(keep_chain=True)
         return
     try:
-        asyncio.run(_serve_platform(platform))
+        asyncio.run(_serve_platform(platform, demo and common.settings().uses_dev_chain))
         console.print("stopping: the dev chain saves its state")
     finally:
         platform.stop()
     console.print("stopped")
 
 
-async def _serve_platform(platform: Any) -> None:
-    """The long-running part of `electra up`: the OCPP central system, supervised with the chain."""
+async def _serve_platform(platform: Any, demo: bool) -> None:
+    """The long-running part of `electra up`: the OCPP central system, supervised with the chain,
+    and (with --demo) a small simulated fleet charging against it."""
     from electra.ocpp.service import central_system
 
     s = common.settings()
@@ -194,6 +198,7 @@ async def _serve_platform(platform: Any) -> None:
         loop.add_signal_handler(sig, stop.set)
     await system.start()
     console.print(f"OCPP central system on {system.url}{{charge_point_id}}", highlight=False)
+    fleet_task = await _start_demo(system, stop) if demo else None
     console.print("[dim]Ctrl-C stops the platform; its chain and database state are kept.[/]")
     try:
         while not stop.is_set():
@@ -201,7 +206,61 @@ async def _serve_platform(platform: Any) -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
     finally:
+        if fleet_task is not None:
+            await fleet_task
         await system.stop()
+
+
+DEMO_CHARGERS, DEMO_SPEED, DEMO_ROUND_S = 4, 120.0, 2 * 3600
+
+
+async def _start_demo(system: Any, stop: asyncio.Event) -> asyncio.Task[None]:
+    """Provisions the demo fleet (4 chargers, 1.6 and 2.0.1, 8 vehicles) and runs it at 120x, in
+    rounds of two simulated hours (one real minute each), until the platform stops."""
+    from electra.sim.clock import SimClock
+    from electra.sim.fleet import Fleet
+    from electra.sim.provision import provision
+    from electra.sim.scenario import build_scenario
+
+    scenario = build_scenario(7, DEMO_CHARGERS, mix=0.5, duration_s=DEMO_ROUND_S, prefix="DEMO")
+    e = common.electra()
+    done = await asyncio.to_thread(provision, e, scenario, e.client.account, system.store.engine)
+    url = f"{system.scheme}://{system.host}:{system.port}"
+    console.print(
+        f"demo: {DEMO_CHARGERS} simulated chargers ({', '.join(p.charger_id for p in scenario.chargers)}) "
+        f"and {len(scenario.vehicles)} vehicles charging, clock at {DEMO_SPEED:g}x; "
+        "see `electra ocpp sessions` and `electra ocpp chargers`",
+        highlight=False,
+    )
+
+    async def run() -> None:
+        sessions = energy = rounds = 0
+        while not stop.is_set():
+            # Same chargers and vehicles (they depend on the seed only), another timeline each round.
+            rounds += 1
+            timeline = build_scenario(7, DEMO_CHARGERS, mix=0.5, duration_s=DEMO_ROUND_S + rounds, prefix="DEMO")
+            fleet = Fleet(timeline, url, SimClock(DEMO_SPEED), passwords=done.passwords)
+            runner = asyncio.create_task(fleet.run(stop))
+            reported = 0
+            while not runner.done():
+                await asyncio.wait({runner}, timeout=2.0)
+                finished = [tx for c in fleet.chargers for tx in c.sessions if tx.completed]
+                for tx in finished[reported:]:
+                    console.print(
+                        f"demo: {_charger_of(fleet, tx)} charged vehicle token {tx.id_tag}: "
+                        f"{tx.energy_wh} Wh, meter values signed (OCMF)",
+                        highlight=False,
+                    )
+                reported = len(finished)
+            summary = runner.result()
+            sessions, energy = sessions + summary.sessions_completed, energy + summary.energy_wh
+        console.print(f"demo: {sessions} sessions completed, {energy} Wh in all", highlight=False)
+
+    return asyncio.create_task(run())
+
+
+def _charger_of(fleet: Any, tx: Any) -> str:
+    return next(c.charger_id for c in fleet.chargers if tx in c.sessions)
 
 
 @app.command()

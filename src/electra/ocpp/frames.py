@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from jsonschema.exceptions import ValidationError as SchemaValidationError
 from ocpp.exceptions import OCPPError, PropertyConstraintViolationError
 from ocpp.messages import Call, CallError, MessageType, get_validator, unpack
+from websockets.exceptions import ConnectionClosed
 
 from electra.errors import InvalidInput
 
@@ -148,6 +149,8 @@ class GuardedRouting:
             LOG.info("%s: %s %s refused: %s", self.ctx.charger_id, action, unique_id, exc.code)
             cause = (exc.details or {}).get("cause", "")
             await self._send(call_error(unique_id, exc.code, version, exc.description[:255], str(cause)[:512]))
+        except ConnectionClosed:
+            raise  # the charger went away mid-call; its connection handler ends
         except Exception:  # a bug or a store failure: answer InternalError and keep the connection
             LOG.exception("%s: %s %s failed", self.ctx.charger_id, action, unique_id)
             await self._send(call_error(unique_id, "InternalError", version, "the central system failed"))

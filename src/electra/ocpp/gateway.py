@@ -214,16 +214,25 @@ class CentralSystem:
         # Schema validation in the event loop: a thread-pool hop per message costs more than the check.
         ocpp.messages.ASYNC_VALIDATION = False
         await self.store.start()
-        self._server = await serve(
-            self._handle,
-            self.host,
-            self.port,
-            subprotocols=[*SUBPROTOCOLS, CONTROL_SUBPROTOCOL],  # type: ignore[list-item]
-            process_request=self._admit,
-            max_size=MAX_FRAME_BYTES,
-            ssl=self.ssl_context,
-            compression=None,
-        )
+        try:
+            self._server = await serve(
+                self._handle,
+                self.host,
+                self.port,
+                subprotocols=[*SUBPROTOCOLS, CONTROL_SUBPROTOCOL],  # type: ignore[list-item]
+                process_request=self._admit,
+                max_size=MAX_FRAME_BYTES,
+                ssl=self.ssl_context,
+                compression=None,
+            )
+        except OSError as exc:
+            await self.store.stop()
+            from electra.errors import ConfigError
+
+            raise ConfigError(
+                f"the central system cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
+                "stop what uses the port or set ELECTRA_CSMS_PORT",
+            ) from exc
         self.port = self._server.sockets[0].getsockname()[1] if self.port == 0 else self.port
 
     async def stop(self) -> None:
