@@ -803,7 +803,8 @@ def export_ours(rev: str, into: Path) -> str:
 
 def ours_provenance(args: argparse.Namespace, commit: str | None) -> str:
     if commit:
-        return f"commit {commit[:12]}"
+        changed = _git("log", "-1", "--format=%h", commit, "--", "src")
+        return f"commit {commit[:12]} (src/ last changed in {changed})"
     if args.ours_src:
         return f"sources from {args.ours_src}"
     head = _git("rev-parse", "HEAD")[:12]
