@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import ssl
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from ocpp.v16 import ChargePoint as Cp16
 from ocpp.v16 import call as call16
 from sqlalchemy import select
@@ -24,6 +19,7 @@ from electra.ocpp.auth import CredentialStore, basic_auth_header, check_password
 from electra.ocpp.directory import ChargerAdmission, StaticChargerDirectory
 from electra.ocpp.gateway import CentralSystem, CsmsStore
 from electra.store.models import ChargerCredential
+from tests.certs import cert_files
 
 DIRECTORY = StaticChargerDirectory({"CP-SEC": ChargerAdmission("CP-SEC", 1, True)})
 
@@ -104,35 +100,10 @@ def test_profile_1_needs_the_chargers_own_password(tmp_path: Path) -> None:
     assert out[4] == "Accepted"
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]), False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "csms.pem", tmp_path / "csms.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_file, key_file
-
-
 def test_profile_2_serves_wss_with_basic_auth(tmp_path: Path) -> None:
     from electra.ocpp.gateway import load_tls
 
-    cert, key = _self_signed(tmp_path)
+    cert, key = cert_files(tmp_path)
     store = CsmsStore.open(f"sqlite:///{tmp_path}/c.db")
     password = store.credentials.rotate("CP-SEC")
     trust = ssl.create_default_context(cafile=str(cert))

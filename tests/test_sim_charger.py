@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import itertools
 import json
 import ssl
@@ -15,10 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
@@ -34,6 +28,7 @@ from electra.ocpp.directory import ChainChargerDirectory
 from electra.ocpp.gateway import CentralSystem, CsmsStore
 from electra.sim import ChargerIdentity, SimCharger, SimClock, make_charger
 from electra.store.models import MeterValueRecord, OcppMessage, SessionRecord
+from tests.certs import cert_files
 
 VERSIONS = ["1.6", "2.0.1"]
 OWNER = dev_account(1)
@@ -446,26 +441,7 @@ def test_faults_reach_the_central_system(electra: Electra, tmp_path: Path, versi
 
 def self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A certificate for 127.0.0.1: the server's TLS context and a client context trusting it."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "electra-test-csms")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    cert_file, key_file = cert_files(tmp_path)
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(cert_file, key_file)
     return server, ssl.create_default_context(cafile=str(cert_file))
