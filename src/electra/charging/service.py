@@ -14,12 +14,12 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, Engine, and_, or_, select, update
 
-from electra.charging.tokens import INVALID, TokenInfo, TokenRegistry
+from electra.charging.tokens import TokenInfo, TokenRegistry
 from electra.domain.session import (
     ChargingSession,
     Flag,
@@ -310,7 +310,7 @@ class SessionService:
         timestamp_ms: int,
         meter_stop_wh: int | None,
         reason: str,
-        readings: list[RegisterReading] = (),  # type: ignore[assignment]
+        readings: Sequence[RegisterReading] = (),
         seq_no: int | None = None,
     ) -> StopResult:
         t = await self.tracked(charger_id, uid)
@@ -443,10 +443,6 @@ class SessionService:
             # Memory ran ahead of the store: forget it, the next event reloads what is durable.
             self.active.pop((t.charger_id, t.uid), None)
             raise
-
-
-def unknown_token(id_token: str) -> TokenInfo:
-    return TokenInfo(id_token, INVALID)
 
 
 def _reading_row(session_id: int, r: RegisterReading) -> dict[str, object]:

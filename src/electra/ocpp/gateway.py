@@ -13,7 +13,6 @@ import asyncio
 import datetime as dt
 import hmac
 import http
-import json
 import logging
 import ssl
 import time
@@ -42,6 +41,7 @@ SUBPROTOCOLS = ("ocpp2.0.1", "ocpp1.6")
 CONTROL_SUBPROTOCOL = "electra.control.v1"
 PATH_PREFIX = "/ocpp/"
 CONTROL_PATH = "/control"
+ELECTRA_VENDOR = "org.electra"  # DataTransfer vendor id
 # A CALL over this many bytes gets a CALLERROR and the connection stays; a frame over the websocket
 # limit (16x as big) closes the connection with 1009, as there is no sane way to read it.
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -154,6 +154,16 @@ class ConnectionContext:
         self.live.last_seen = self.system.clock()
         await self.sessions.connector_status(self.charger_id, connector_id, status, error_code)
         await self.durable()
+
+    async def data_transfer(self, vendor_id: str, message_id: str | None, data: Any) -> tuple[str, Any]:
+        """(status, data) for a charger's DataTransfer: vendor ``org.electra`` answers ``ping`` with
+        its data; other vendors are unknown."""
+        await self.durable()
+        if vendor_id != ELECTRA_VENDOR:
+            return "UnknownVendorId", None
+        if message_id == "ping":
+            return "Accepted", data
+        return "UnknownMessageId", None
 
     async def authorize(self, id_token: str) -> TokenInfo:
         info = await self.sessions.authorize(id_token)
@@ -340,7 +350,3 @@ async def run_forever(system: CentralSystem) -> None:
         await asyncio.Future()
     finally:
         await system.stop()
-
-
-def dumps(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), default=str)

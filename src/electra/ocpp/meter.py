@@ -46,10 +46,6 @@ def parse_time_ms(value: str) -> int:
     return int(t.timestamp() * 1000)
 
 
-def iso_from_ms(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def to_wh(value: Any, unit: str | None, multiplier: int = 0) -> int:
     try:
         d = Decimal(str(value))

@@ -32,7 +32,7 @@ LOG = logging.getLogger("electra.store")
 
 @dataclass
 class _Op:
-    future: asyncio.Future[Any] | None
+    future: asyncio.Future[Any]
     fn: Callable[[Connection], Any] | None = None
     table: Table | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -86,21 +86,13 @@ class GroupCommitWriter:
             _Op(asyncio.get_running_loop().create_future(), table=table, rows=rows, ignore_conflicts=ignore_conflicts)
         )
 
-    def rows_nowait(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        """Queue rows nobody waits for (a failure is logged). Anything queued later and awaited
-        commits in the same batch or a later one, so awaiting that later write covers these too."""
-        self._queue(_Op(None, table=table, rows=rows))
-
     def _queue(self, op: _Op) -> asyncio.Future[Any]:
         if self._closing or self._task is None:
-            if op.future is None:
-                LOG.error("a write was queued after the store writer stopped; it is lost")
-                return asyncio.get_running_loop().create_future()
             op.future.set_exception(_stopped())
             return op.future
         self._pending.append(op)
         self._wake.set()
-        return op.future if op.future is not None else asyncio.get_running_loop().create_future()
+        return op.future
 
     # -- the worker ------------------------------------------------------------------------------
 
@@ -117,10 +109,6 @@ class GroupCommitWriter:
             self.batches += 1
             self.writes += len(batch)
             for op, (ok, value) in zip(batch, outcomes, strict=True):
-                if op.future is None:
-                    if not ok:
-                        LOG.error("a queued write failed: %s", value)
-                    continue
                 if op.future.done():
                     continue
                 if ok:

@@ -7,7 +7,7 @@ from typing import Any
 
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call_result
-from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, RegistrationStatus
+from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
 
 from electra.charging.service import UnknownTransaction
 from electra.charging.tokens import TokenInfo
@@ -16,7 +16,6 @@ from electra.ocpp.frames import LIBRARY_LOG, GuardedRouting, as_ocpp_error
 from electra.ocpp.gateway import ConnectionContext
 from electra.ocpp.meter import parse_time_ms, readings_v16
 
-ELECTRA_VENDOR = "org.electra"
 LOG = logging.getLogger("electra.ocpp")
 
 
@@ -118,9 +117,5 @@ class CentralSystemV16(GuardedRouting, ChargePoint):  # type: ignore[misc]
 
     @on(Action.data_transfer)  # type: ignore[untyped-decorator]
     async def on_data_transfer(self, vendor_id: str, **kw: Any) -> Any:
-        await self.ctx.durable()
-        if vendor_id != ELECTRA_VENDOR:
-            return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
-        if kw.get("message_id") == "ping":
-            return call_result.DataTransfer(status=DataTransferStatus.accepted, data=kw.get("data") or "")
-        return call_result.DataTransfer(status=DataTransferStatus.unknown_message_id)
+        status, data = await self.ctx.data_transfer(vendor_id, kw.get("message_id"), kw.get("data") or "")
+        return call_result.DataTransfer(status=status, data=data)

@@ -7,14 +7,13 @@ from typing import Any
 
 from ocpp.routing import on
 from ocpp.v201 import ChargePoint, call_result
-from ocpp.v201.enums import Action, DataTransferStatusEnumType, RegistrationStatusEnumType
+from ocpp.v201.enums import Action, RegistrationStatusEnumType
 
 from electra.charging.tokens import TokenInfo
 from electra.errors import InvalidInput
 from electra.ocpp.frames import LIBRARY_LOG, GuardedRouting, as_ocpp_error
 from electra.ocpp.gateway import ConnectionContext
 from electra.ocpp.meter import parse_time_ms, readings_v201
-from electra.ocpp.v16.handlers import ELECTRA_VENDOR
 
 LOG = logging.getLogger("electra.ocpp")
 
@@ -129,9 +128,5 @@ class CentralSystemV201(GuardedRouting, ChargePoint):  # type: ignore[misc]
 
     @on(Action.data_transfer)  # type: ignore[untyped-decorator]
     async def on_data_transfer(self, vendor_id: str, **kw: Any) -> Any:
-        await self.ctx.durable()
-        if vendor_id != ELECTRA_VENDOR:
-            return call_result.DataTransfer(status=DataTransferStatusEnumType.unknown_vendor_id)
-        if kw.get("message_id") == "ping":
-            return call_result.DataTransfer(status=DataTransferStatusEnumType.accepted, data=kw.get("data"))
-        return call_result.DataTransfer(status=DataTransferStatusEnumType.unknown_message_id)
+        status, data = await self.ctx.data_transfer(vendor_id, kw.get("message_id"), kw.get("data"))
+        return call_result.DataTransfer(status=status, data=data)
