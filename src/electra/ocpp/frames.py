@@ -46,6 +46,7 @@ class _RefusalsAreNotErrors(logging.Filter):
 LIBRARY_LOG = logging.getLogger("electra.ocpp.library")
 LIBRARY_LOG.addFilter(_RefusalsAreNotErrors())
 _ID = re.compile(r'^\s*\[\s*\d+\s*,\s*"([^"\\]{1,36})"')
+_RESPONSE = re.compile(r"^\s*\[\s*[34]\s*,")
 MAX_ID = 36  # OCPP-J: the message id is a string of at most 36 characters
 
 _V16_CODES = {"FormatViolation": "FormationViolation", "OccurrenceConstraintViolation": "OccurenceConstraintViolation"}
@@ -89,9 +90,35 @@ class GuardedRouting:
 
         return handler
 
+    _connection: Any
     if TYPE_CHECKING:
 
         async def _send(self, message: str) -> None: ...
+
+    async def start(self) -> None:
+        """Reads frames; answers to the central system's own calls are routed at once, while the
+        charger's CALLs are handled one after another by a worker. The library's loop awaits each
+        handler before it reads again, so a charger's answer to, say, a Reset could wait behind a
+        handler's database commit, and be lost if the charger then closes the connection."""
+        inbox: asyncio.Queue[str | bytes | None] = asyncio.Queue()
+        worker = asyncio.create_task(self._handle_calls(inbox))
+        try:
+            while True:
+                message = await self._connection.recv()
+                if isinstance(message, str) and _RESPONSE.match(message):
+                    await self.route_message(message)
+                else:
+                    inbox.put_nowait(message)
+        finally:
+            inbox.put_nowait(None)
+            await worker
+
+    async def _handle_calls(self, inbox: asyncio.Queue[str | bytes | None]) -> None:
+        while (message := await inbox.get()) is not None:
+            try:
+                await self.route_message(message)
+            except ConnectionClosed:
+                return  # the charger is gone; what it did not get an answer for, it sends again
 
     async def route_message(self, raw_msg: str | bytes) -> None:
         version = self._ocpp_version
