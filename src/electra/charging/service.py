@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from electra.charging.tokens import TokenInfo, TokenRegistry
 from electra.domain.session import (
@@ -39,6 +39,7 @@ from electra.store.models import (
     SessionRecord,
     TransactionEventSeen,
 )
+from electra.store.prepared import Prepared, insert_rows, upsert_rows
 from electra.store.writer import GroupCommitWriter
 
 LOG = logging.getLogger("electra.sessions")
@@ -47,6 +48,88 @@ METER_VALUES = MeterValueRecord.__table__
 TX_EVENTS = TransactionEventSeen.__table__
 CHARGERS = ChargerState.__table__
 CONNECTORS = ConnectorState.__table__
+
+# The hot statements, compiled once (see electra.store.prepared).
+CHARGER_BOOTED = upsert_rows(
+    CHARGERS,
+    ("charger_id", "ocpp_version", "vendor", "model", "firmware", "registration", "booted_at_ms", "last_seen_ms"),
+    key=("charger_id",),
+)
+CHARGER_SEEN = Prepared(
+    "charger seen",
+    lambda d: update(CHARGERS).where(CHARGERS.c.charger_id == bindparam("cid")).values(last_seen_ms=bindparam("now")),
+)
+CONNECTOR_STATUS = upsert_rows(
+    CONNECTORS,
+    ("charger_id", "connector_id", "status", "error_code", "updated_at_ms"),
+    key=("charger_id", "connector_id"),
+)
+SESSION_INSERT = insert_rows(
+    SESSIONS,
+    (
+        "charger_id",
+        "connector_id",
+        "transaction_uid",
+        "ocpp_version",
+        "id_token",
+        "token_status",
+        "vehicle_id",
+        "status",
+        "started_at_ms",
+        "meter_start_wh",
+        "flags",
+        "offline",
+        "updated_at_ms",
+    ),
+    ignore_conflicts=True,
+    returning=("id",),
+)
+SESSION_FIND = Prepared(
+    "find session",
+    lambda d: select(SESSIONS.c.id, SESSIONS.c.transaction_uid, SESSIONS.c.token_status).where(
+        SESSIONS.c.charger_id == bindparam("cid"),
+        (SESSIONS.c.transaction_uid == bindparam("uid"))
+        | ((SESSIONS.c.connector_id == bindparam("connector")) & (SESSIONS.c.started_at_ms == bindparam("started"))),
+    ),
+)
+SESSION_UID = Prepared(
+    "name session",
+    lambda d: update(SESSIONS).where(SESSIONS.c.id == bindparam("sid")).values(transaction_uid=bindparam("uid")),
+)
+_FLAG_COLUMNS = ("flags", "updated_at_ms", "meter_start_wh")
+_STOP_COLUMNS = ("status", "stopped_at_ms", "meter_stop_wh", "stop_reason", "energy_wh", "billable_wh")
+SESSION_FLAGS = Prepared(
+    "session flags",
+    lambda d: (
+        update(SESSIONS).where(SESSIONS.c.id == bindparam("sid")).values({c: bindparam(c) for c in _FLAG_COLUMNS})
+    ),
+)
+SESSION_STOPPED = Prepared(
+    "session stopped",
+    lambda d: (
+        update(SESSIONS)
+        .where(SESSIONS.c.id == bindparam("sid"))
+        .values({c: bindparam(c) for c in _FLAG_COLUMNS + _STOP_COLUMNS})
+    ),
+)
+METER_VALUE_ROWS = insert_rows(
+    METER_VALUES,
+    ("session_id", "timestamp_ms", "register_wh", "context", "signed_data", "signing_method", "public_key"),
+    ignore_conflicts=True,
+)
+METER_VALUE_SIGNED = Prepared(
+    "attach signature",
+    lambda d: (
+        update(METER_VALUES)
+        .where(
+            METER_VALUES.c.session_id == bindparam("sid"),
+            METER_VALUES.c.timestamp_ms == bindparam("ts"),
+            METER_VALUES.c.register_wh == bindparam("wh"),
+            METER_VALUES.c.signed_data.is_(None),
+        )
+        .values(signed_data=bindparam("signed_data"), signing_method=bindparam("method"), public_key=bindparam("key"))
+    ),
+)
 
 
 class UnknownTransaction(InvalidInput):
@@ -131,31 +214,24 @@ class SessionService:
             "last_seen_ms": now,
         }
 
-        def upsert(conn: Connection) -> None:
-            done = conn.execute(update(CHARGERS).where(CHARGERS.c.charger_id == charger_id).values(**values))
-            if done.rowcount == 0:
-                conn.execute(CHARGERS.insert().values(charger_id=charger_id, **values))
-
-        await self.writer.call(upsert)
+        await self.writer.execute(CHARGER_BOOTED, {"charger_id": charger_id, **values})
 
     async def seen(self, charger_id: str) -> None:
         now = self._now_ms()
-        await self.writer.call(
-            lambda conn: conn.execute(
-                update(CHARGERS).where(CHARGERS.c.charger_id == charger_id).values(last_seen_ms=now)
-            )
-        )
+        await self.writer.execute(CHARGER_SEEN, {"cid": charger_id, "now": now})
 
     async def connector_status(self, charger_id: str, connector_id: int, status: str, error: str | None) -> None:
         now = self._now_ms()
-        values = {"status": status[:32], "error_code": error[:64] if error else None, "updated_at_ms": now}
-
-        def upsert(conn: Connection) -> None:
-            where = and_(CONNECTORS.c.charger_id == charger_id, CONNECTORS.c.connector_id == connector_id)
-            if conn.execute(update(CONNECTORS).where(where).values(**values)).rowcount == 0:
-                conn.execute(CONNECTORS.insert().values(charger_id=charger_id, connector_id=connector_id, **values))
-
-        await self.writer.call(upsert)
+        await self.writer.execute(
+            CONNECTOR_STATUS,
+            {
+                "charger_id": charger_id,
+                "connector_id": connector_id,
+                "status": status[:32],
+                "error_code": error[:64] if error else None,
+                "updated_at_ms": now,
+            },
+        )
 
     # -- transactions ----------------------------------------------------------------------------
 
@@ -180,46 +256,39 @@ class SessionService:
         now = self._now_ms()
         placeholder = uid or f"pending-{uuid.uuid4().hex}"
 
+        row = {
+            "charger_id": charger_id,
+            "connector_id": connector_id,
+            "transaction_uid": placeholder,
+            "ocpp_version": version,
+            "id_token": id_token,
+            "token_status": token.status,
+            "vehicle_id": token.vehicle_id,
+            "status": SessionStatus.ACTIVE.value,
+            "started_at_ms": timestamp_ms,
+            "meter_start_wh": meter_start_wh,
+            "flags": "",
+            "offline": offline,
+            "updated_at_ms": now,
+        }
+
         def open_session(conn: Connection) -> tuple[int, str, str, bool]:
-            same_start = and_(SESSIONS.c.connector_id == connector_id, SESSIONS.c.started_at_ms == timestamp_ms)
-            match = or_(SESSIONS.c.transaction_uid == uid, same_start) if uid else same_start
-            found = conn.execute(
-                select(SESSIONS.c.id, SESSIONS.c.transaction_uid, SESSIONS.c.token_status).where(
-                    SESSIONS.c.charger_id == charger_id, match
-                )
-            ).first()
-            if found is not None:
-                return int(found.id), str(found.transaction_uid), str(found.token_status), True
-            db_id = conn.execute(
-                SESSIONS.insert()
-                .values(
-                    charger_id=charger_id,
-                    connector_id=connector_id,
-                    transaction_uid=placeholder,
-                    ocpp_version=version,
-                    id_token=id_token,
-                    token_status=token.status,
-                    vehicle_id=token.vehicle_id,
-                    status=SessionStatus.ACTIVE.value,
-                    started_at_ms=timestamp_ms,
-                    meter_start_wh=meter_start_wh,
-                    flags="",
-                    offline=offline,
-                    updated_at_ms=now,
-                )
-                .returning(SESSIONS.c.id)
-            ).scalar_one()
+            # Inserted unless this start is already there (same transaction id, or same connector
+            # and start time): then it is a retransmission and the stored session is the answer.
+            db_id = SESSION_INSERT.run(conn, row).scalar()
+            if db_id is None:
+                found = SESSION_FIND.run(
+                    conn, {"cid": charger_id, "uid": placeholder, "connector": connector_id, "started": timestamp_ms}
+                ).first()
+                if found is None:
+                    raise InvalidInput(f"transaction {uid} on {charger_id} collides with another", "use a new id")
+                return int(found[0]), str(found[1]), str(found[2]), True
             final_uid = uid or str(db_id)
             if uid is None:
-                conn.execute(update(SESSIONS).where(SESSIONS.c.id == db_id).values(transaction_uid=final_uid))
+                SESSION_UID.run(conn, {"sid": db_id, "uid": final_uid})
             if meter_start_wh is not None:
-                conn.execute(
-                    METER_VALUES.insert().values(
-                        session_id=db_id,
-                        timestamp_ms=timestamp_ms,
-                        register_wh=meter_start_wh,
-                        context="Transaction.Begin",
-                    )
+                METER_VALUE_ROWS.run(
+                    conn, _reading_row(db_id, RegisterReading(timestamp_ms, meter_start_wh, "Transaction.Begin"))
                 )
             return int(db_id), final_uid, token.status, False
 
@@ -296,7 +365,7 @@ class SessionService:
         if rows:
             writes.append(self.writer.rows(METER_VALUES, rows, ignore_conflicts=True))
         if self._flags(t) != flags_before or t.start_dirty:
-            writes.append(self.writer.call(self._flags_update(t)))
+            writes.append(self._flags_update(t))
             t.start_dirty = False
         if seq_no is not None:
             writes.append(self._seq_write(t, seq_no, "Updated"))
@@ -341,7 +410,7 @@ class SessionService:
                 )
             )
         if applied.outcome is not Outcome.DUPLICATE:
-            writes.append(self.writer.call(self._flags_update(t)))
+            writes.append(self._flags_update(t))
         if seq_no is not None:
             writes.append(self._seq_write(t, seq_no, "Ended"))
         await self._settle(t, writes)
@@ -387,47 +456,41 @@ class SessionService:
         writes = []
         for session_id, r in pending:
             assert r.signed is not None
-            where = and_(
-                METER_VALUES.c.session_id == session_id,
-                METER_VALUES.c.timestamp_ms == r.timestamp_ms,
-                METER_VALUES.c.register_wh == r.register_wh,
-                METER_VALUES.c.signed_data.is_(None),
-            )
-            values = {
+            params = {
+                "sid": session_id,
+                "ts": r.timestamp_ms,
+                "wh": r.register_wh,
                 "signed_data": r.signed.data,
-                "signing_method": r.signed.method,
-                "public_key": r.signed.public_key,
+                "method": r.signed.method,
+                "key": r.signed.public_key,
             }
-            writes.append(
-                self.writer.call(
-                    lambda conn, w=where, v=values: conn.execute(update(METER_VALUES).where(w).values(**v))
-                )
-            )
+            writes.append(self.writer.execute(METER_VALUE_SIGNED, params))
         return writes
 
     @staticmethod
     def _flags(t: Tracked) -> frozenset[Flag]:
         return t.state.flags if t.state is not None else frozenset()
 
-    def _flags_update(self, t: Tracked) -> Callable[[Connection], None]:
+    def _flags_update(self, t: Tracked) -> asyncio.Future[object]:
         s = t.state
         assert s is not None
         values: dict[str, object] = {
+            "sid": t.db_id,
             "flags": ",".join(sorted(f.value for f in s.flags)),
             "updated_at_ms": self._now_ms(),
             "meter_start_wh": s.meter_start_wh,
         }
-        if s.status is SessionStatus.COMPLETED:
-            values.update(
-                status=s.status.value,
-                stopped_at_ms=s.stopped_at_ms,
-                meter_stop_wh=s.meter_stop_wh,
-                stop_reason=(s.stop_reason or "")[:32],
-                energy_wh=s.energy_wh,
-                billable_wh=s.billable_energy_wh,
-            )
-        db_id = t.db_id
-        return lambda conn: conn.execute(update(SESSIONS).where(SESSIONS.c.id == db_id).values(**values))
+        if s.status is not SessionStatus.COMPLETED:
+            return self.writer.execute(SESSION_FLAGS, values)
+        values.update(
+            status=s.status.value,
+            stopped_at_ms=s.stopped_at_ms,
+            meter_stop_wh=s.meter_stop_wh,
+            stop_reason=(s.stop_reason or "")[:32],
+            energy_wh=s.energy_wh,
+            billable_wh=s.billable_energy_wh,
+        )
+        return self.writer.execute(SESSION_STOPPED, values)
 
     def _seq_write(self, t: Tracked, seq_no: int, event_type: str) -> asyncio.Future[object]:
         return self.writer.rows(

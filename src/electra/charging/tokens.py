@@ -9,11 +9,20 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
 
 from electra.errors import InvalidInput
 from electra.store.models import IdTokenRecord
+from electra.store.prepared import Prepared
+
+TOKENS = IdTokenRecord.__table__
+TOKEN_LOOKUP = Prepared(
+    "token lookup",
+    lambda d: select(TOKENS.c.status, TOKENS.c.kind, TOKENS.c.vehicle_id, TOKENS.c.owner).where(
+        TOKENS.c.id_token == bindparam("token")
+    ),
+)
 
 ACCEPTED, BLOCKED, INVALID = "Accepted", "Blocked", "Invalid"
 MAX_TOKEN = 36  # OCPP 2.0.1 IdTokenType.idToken; 1.6 idTag is at most 20
@@ -82,9 +91,11 @@ class TokenRegistry:
             return _info(row)
 
     def lookup(self, id_token: str) -> TokenInfo:
-        with Session(self.engine) as s:
-            row = s.scalar(select(IdTokenRecord).where(IdTokenRecord.id_token == id_token))
-            return _info(row) if row is not None else TokenInfo(id_token, INVALID)
+        with self.engine.connect() as conn:
+            row = TOKEN_LOOKUP.run(conn, {"token": id_token}).first()
+        if row is None:
+            return TokenInfo(id_token, INVALID)
+        return TokenInfo(id_token, str(row[0]), row[1], row[2], row[3])
 
     def all(self) -> list[TokenInfo]:
         with Session(self.engine) as s:

@@ -10,9 +10,14 @@ Two kinds of write:
 
 - ``rows``: plain rows appended to a table (bulk ``executemany``), optionally ignoring rows that
   collide with a unique constraint (``INSERT ... ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL);
+- ``execute``: one run of a :class:`~electra.store.prepared.Prepared` statement (an update, an
+  upsert) with its parameters; all runs of the same statement in a batch become one ``executemany``,
+  in the order they were queued, so for the same key the last write wins;
 - ``call``: a function of the connection that runs inside the batch and returns a value.
 
-Calls run first, in the order they were queued, then the rows, table by table. If a batch fails, it
+Calls run first, in the order they were queued, then the rows, table by table, then the prepared
+statements, statement by statement. Rows and statements are compiled once and run through the
+driver (see :mod:`electra.store.prepared`), which is what makes a batch cheap. If a batch fails, it
 is rolled back and every write is retried in its own transaction, so one bad write fails alone.
 A call may therefore run twice: it must only touch the database.
 """
@@ -25,7 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, insert
+from sqlalchemy import Connection, Engine, Table
+
+from electra.store.prepared import Prepared, insert_rows
 
 LOG = logging.getLogger("electra.store")
 
@@ -37,18 +44,8 @@ class _Op:
     table: Table | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
     ignore_conflicts: bool = False
-
-
-def insert_ignoring_conflicts(conn: Connection, table: Table) -> Any:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table).on_conflict_do_nothing()
-    if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table).on_conflict_do_nothing()
-    return insert(table).prefix_with("IGNORE")
+    stmt: Prepared | None = None
+    params: dict[str, Any] | None = None
 
 
 class GroupCommitWriter:
@@ -62,6 +59,7 @@ class GroupCommitWriter:
         self.batches = 0
         self.writes = 0
         self.failed_batches = 0
+        self._inserts: dict[tuple[str, bool, tuple[str, ...]], Prepared] = {}
 
     async def start(self) -> None:
         if self._task is None:
@@ -85,6 +83,9 @@ class GroupCommitWriter:
         return self._queue(
             _Op(asyncio.get_running_loop().create_future(), table=table, rows=rows, ignore_conflicts=ignore_conflicts)
         )
+
+    def execute(self, stmt: Prepared, params: dict[str, Any]) -> asyncio.Future[Any]:
+        return self._queue(_Op(asyncio.get_running_loop().create_future(), stmt=stmt, params=params))
 
     def _queue(self, op: _Op) -> asyncio.Future[Any]:
         if self._closing or self._task is None:
@@ -120,7 +121,8 @@ class GroupCommitWriter:
         try:
             with self.engine.begin() as conn:
                 results = [self._apply(conn, op) for op in batch if op.fn is not None]
-                self._apply_rows(conn, [op for op in batch if op.fn is None])
+                self._apply_rows(conn, [op for op in batch if op.table is not None])
+                self._apply_stmts(conn, [op for op in batch if op.stmt is not None])
             it = iter(results)
             return [(True, next(it) if op.fn is not None else None) for op in batch]
         except Exception as batch_error:  # noqa: BLE001 - isolate the failing write below
@@ -130,7 +132,12 @@ class GroupCommitWriter:
         for op in batch:
             try:
                 with self.engine.begin() as conn:
-                    value = self._apply(conn, op) if op.fn is not None else self._apply_rows(conn, [op])
+                    if op.fn is not None:
+                        value = self._apply(conn, op)
+                    elif op.stmt is not None:
+                        value = self._apply_stmts(conn, [op])
+                    else:
+                        value = self._apply_rows(conn, [op])
                 outcomes.append((True, value))
             except Exception as exc:  # noqa: BLE001 - handed to whoever awaits this write
                 outcomes.append((False, exc))
@@ -141,8 +148,7 @@ class GroupCommitWriter:
         assert op.fn is not None
         return op.fn(conn)
 
-    @staticmethod
-    def _apply_rows(conn: Connection, ops: list[_Op]) -> None:
+    def _apply_rows(self, conn: Connection, ops: list[_Op]) -> None:
         # One executemany per table and column set: rows that name different columns cannot share one.
         groups: dict[tuple[str, bool, tuple[str, ...]], tuple[Table, list[dict[str, Any]]]] = {}
         for op in ops:
@@ -150,10 +156,21 @@ class GroupCommitWriter:
             for row in op.rows:
                 key = (op.table.name, op.ignore_conflicts, tuple(sorted(row)))
                 groups.setdefault(key, (op.table, []))[1].append(row)
-        for (_, ignore, _), (table, rows) in groups.items():
+        for key, (table, rows) in groups.items():
             if rows:
-                stmt = insert_ignoring_conflicts(conn, table) if ignore else insert(table)
-                conn.execute(stmt, rows)
+                stmt = self._inserts.get(key)
+                if stmt is None:
+                    stmt = self._inserts[key] = insert_rows(table, key[2], key[1])
+                stmt.run(conn, rows)
+
+    @staticmethod
+    def _apply_stmts(conn: Connection, ops: list[_Op]) -> None:
+        groups: dict[Prepared, list[dict[str, Any]]] = {}
+        for op in ops:
+            assert op.stmt is not None and op.params is not None
+            groups.setdefault(op.stmt, []).append(op.params)
+        for stmt, params in groups.items():
+            stmt.run(conn, params)
 
 
 def _stopped() -> Exception:
