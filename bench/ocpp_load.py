@@ -72,7 +72,9 @@ PHASES = ("steady", "paced", "burst")
 # Ours: the server side. Keep this one function the only place that knows CentralSystem's shape.
 
 
-async def start_electra_server(charger_ids: list[str], port: int, data_dir: Path) -> tuple[Any, dict[str, str]]:
+async def start_electra_server(
+    charger_ids: list[str], port: int, data_dir: Path, gc_mode: str = "electra"
+) -> tuple[Any, dict[str, str]]:
     """Start electra's central system on 127.0.0.1:port, admitting exactly `charger_ids`.
 
     `data_dir` is a private temporary directory for what the server persists. Returns the started
@@ -94,7 +96,12 @@ async def start_electra_server(charger_ids: list[str], port: int, data_dir: Path
     store = CsmsStore.open(f"sqlite:///{db}")
     for i, tag in enumerate(loadgen.id_tags()):  # the drivers' cards, so StartTransaction is Accepted
         store.tokens.issue(tag, owner=f"0x{i + 1:040x}")
-    system = CentralSystem(directory, store, host="127.0.0.1", port=port, security_profile=0)
+    kwargs: dict[str, Any] = {}
+    if gc_mode == "electra" and "gc_policy" in inspect.signature(CentralSystem).parameters:
+        from electra.ocpp.gateway import GcPolicy
+
+        kwargs["gc_policy"] = GcPolicy()
+    system = CentralSystem(directory, store, host="127.0.0.1", port=port, security_profile=0, **kwargs)
     await system.start()
     return system, {
         "store": f"SQLite (WAL) file via CsmsStore, {loadgen.TAG_POOL:,} id tags issued",
@@ -275,7 +282,7 @@ async def _serve(args: argparse.Namespace) -> None:
             raise task.exception()  # type: ignore[misc]
         return
     ids = [f"{PREFIX}{i:06d}" for i in range(args.serve_chargers)]
-    system, config = await start_electra_server(ids, args.port, Path(args.data_dir))
+    system, config = await start_electra_server(ids, args.port, Path(args.data_dir), args.gc)
     _set_validation(args.validation)  # after start: the gateway sets the library's flag as it starts
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -832,9 +839,10 @@ def main() -> int:
     )
     ap.add_argument(
         "--gc",
-        choices=("as-is", "freeze"),
-        default="as-is",
-        help="experiment: gc.freeze() in the server once the chargers are connected",
+        choices=("electra", "python", "freeze"),
+        default="electra",
+        help="experiment: ours with its GcPolicy (the default), with Python's default collector settings, or"
+        " with those and gc.freeze() once the chargers are connected",
     )
     ap.add_argument("--profile", help="cProfile the server during one phase into this file (with --only)")
     ap.add_argument("--profile-phase", choices=("steady", "paced", "burst"), default="burst")

@@ -7,7 +7,7 @@ from electra.chain.bindings import Electra
 from electra.config import Settings
 from electra.ocpp.control import load_or_create_token
 from electra.ocpp.directory import ChainChargerDirectory
-from electra.ocpp.gateway import CentralSystem, CsmsStore, load_tls
+from electra.ocpp.gateway import CentralSystem, CsmsStore, GcPolicy, load_tls
 
 
 def central_system(settings: Settings, electra: Electra, port: int | None = None) -> CentralSystem:
@@ -35,4 +35,5 @@ def central_system(settings: Settings, electra: Electra, port: int | None = None
         ssl_context=tls,
         control_token=token,
         heartbeat_interval_s=settings.ocpp_heartbeat_s,
+        gc_policy=GcPolicy(),
     )
