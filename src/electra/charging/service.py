@@ -11,6 +11,7 @@ finds the session already there and changes nothing.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
@@ -185,6 +186,11 @@ class SessionService:
         self.active: dict[tuple[str, str], Tracked] = {}
         self._signatures: list[tuple[int, RegisterReading]] = []
         self._token_cache: dict[str, tuple[float, TokenInfo]] = {}
+        # A 1.6 session's row is inserted under a placeholder id, renamed to its row id in the same
+        # transaction; unique per process (random prefix) and per start (counter), without a
+        # urandom call per start.
+        self._placeholder_prefix = f"pending-{uuid.uuid4().hex[:16]}-"
+        self._placeholders = itertools.count()
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -254,7 +260,7 @@ class SessionService:
             raise InvalidInput(f"negative meter start {meter_start_wh} Wh", "meter registers count up from 0")
         token = await self.authorize(id_token)
         now = self._now_ms()
-        placeholder = uid or f"pending-{uuid.uuid4().hex}"
+        placeholder = uid or f"{self._placeholder_prefix}{next(self._placeholders)}"
 
         row = {
             "charger_id": charger_id,
@@ -501,7 +507,10 @@ class SessionService:
         if not writes:
             return
         try:
-            await asyncio.gather(*writes)
+            if len(writes) == 1:
+                await writes[0]
+            else:
+                await asyncio.gather(*writes)
         except Exception:
             # Memory ran ahead of the store: forget it, the next event reloads what is durable.
             self.active.pop((t.charger_id, t.uid), None)

@@ -27,26 +27,30 @@ class Prepared:
     def __init__(self, name: str, build: Callable[[Dialect], ClauseElement]) -> None:
         self.name = name
         self._build = build
-        self._compiled: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, frozenset[str]]] = {}
 
     def __repr__(self) -> str:
         return f"Prepared({self.name})"
 
-    def sql(self, dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
-        """The SQL text for this dialect and, for positional paramstyles, the parameter order."""
+    def sql(self, dialect: Dialect) -> tuple[str, tuple[str, ...] | None, frozenset[str]]:
+        """The SQL text for this dialect, for positional paramstyles the parameter order, and the
+        parameter names."""
         hit = self._compiled.get(dialect.name)
         if hit is None:
             compiled = self._build(dialect).compile(dialect=dialect)
             order = tuple(compiled.positiontup or ()) if compiled.positional else None
-            hit = (compiled.string, order)
+            hit = (compiled.string, order, frozenset(compiled.binds))
             self._compiled[dialect.name] = hit
         return hit
 
     def run(self, conn: Connection, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> CursorResult[Any]:
         """Executes once for a mapping, as ``executemany`` for a sequence of them."""
-        text, order = self.sql(conn.dialect)
+        text, order, names = self.sql(conn.dialect)
         many = not isinstance(params, Mapping)
         sets: Sequence[Mapping[str, Any]] = params if many else [params]  # type: ignore[list-item,assignment]
+        if order is None and sets and not names <= sets[0].keys():
+            missing = ", ".join(sorted(names - sets[0].keys()))
+            raise ElectraError(f"{self.name}: no value for parameter {missing}", "pass every named parameter")
         try:
             args: list[Any] = [tuple(p[n] for n in order) for p in sets] if order is not None else list(sets)
         except KeyError as exc:
