@@ -143,3 +143,146 @@ class OcppMessage(Base):
     action: Mapped[str] = mapped_column(String(64), nullable=False)
     received_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
     payload: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+# -- payments -------------------------------------------------------------------------------------
+# Token amounts can exceed 64 bits (18-decimal tokens), so they are stored as decimal text of the
+# integer: exact on every backend; sums are done in Python.
+
+
+class TariffRecord(Base):
+    """A charger's tariff, set by its owner within the DAO's bounds."""
+
+    __tablename__ = "tariffs"
+
+    charger_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    asset: Mapped[str] = mapped_column(String(16), nullable=False)
+    energy_price_per_wh: Mapped[str] = mapped_column(String(80), nullable=False)
+    time_price_per_hour: Mapped[str] = mapped_column(String(80), nullable=False)
+    idle_price_per_hour: Mapped[str] = mapped_column(String(80), nullable=False)
+    idle_grace_s: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    session_fee: Mapped[str] = mapped_column(String(80), nullable=False)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_by: Mapped[str] = mapped_column(String(42), nullable=False)
+
+
+class LeaseRecord(Base):
+    """Whether a charger is leased to the public, and when. ``windows`` is the JSON list of
+    availability windows (docs/payments.md); empty means always."""
+
+    __tablename__ = "leases"
+
+    charger_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    public: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    windows: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    allowed_vehicles: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class ChargeAuthorizationRecord(Base):
+    """A vehicle's signed EIP-712 ChargeAuthorization, as submitted; used by at most one session."""
+
+    __tablename__ = "charge_authorizations"
+    __table_args__ = (UniqueConstraint("vehicle_id", "asset", "nonce", name="uq_authorization_nonce"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    vehicle_id: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    charger_token_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    asset: Mapped[str] = mapped_column(String(42), nullable=False)
+    max_amount: Mapped[str] = mapped_column(String(80), nullable=False)
+    expiry: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    nonce: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    signature: Mapped[str] = mapped_column(Text, nullable=False)
+    signer: Mapped[str] = mapped_column(String(42), nullable=False)
+    session_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class SettlementBatchRecord(Base):
+    """One settleBatch transaction. The signed transaction is stored before it is sent, so after a
+    crash the very same bytes (same nonce, same hash) are looked up or sent again: never a second
+    transaction for the same batch."""
+
+    __tablename__ = "settlement_batches"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # signed | confirmed | failed
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True, unique=True)
+    raw_tx: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sender_nonce: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    entries: Mapped[int] = mapped_column(Integer, nullable=False)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class SettlementRecord(Base):
+    """The outbox: a completed session's charge, written in the same transaction that completes the
+    session, then settled on-chain exactly once."""
+
+    __tablename__ = "settlements"
+
+    session_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sessions.id"), primary_key=True)
+    authorization_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    vehicle_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    charger_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    asset: Mapped[str] = mapped_column(String(16), nullable=False)
+    amount: Mapped[str] = mapped_column(String(80), nullable=False)
+    breakdown: Mapped[str] = mapped_column(Text, nullable=False)  # JSON: tariff, usage, cost lines
+    record_hash: Mapped[str] = mapped_column(String(66), nullable=False)
+    # pending | batched | settled | rejected | manual (needs a human: no authorization, flagged meter)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    batch_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    payee: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    fee: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class WalletEventRecord(Base):
+    """Transaction history: deposits, withdrawals, top-ups and charges of a vehicle, earnings and
+    payouts of an owner."""
+
+    __tablename__ = "wallet_events"
+    __table_args__ = (UniqueConstraint("kind", "reference", name="uq_wallet_event_ref"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    vehicle_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    owner: Mapped[str | None] = mapped_column(String(42), nullable=True, index=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # deposit|withdrawal|topup|charge|earning|payout
+    asset: Mapped[str] = mapped_column(String(16), nullable=False)
+    amount: Mapped[str] = mapped_column(String(80), nullable=False)
+    reference: Mapped[str] = mapped_column(String(128), nullable=False)  # tx hash, session id, provider event id
+    at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class TopUpRecord(Base):
+    """A fiat top-up from a payment provider, credited once per provider event."""
+
+    __tablename__ = "topups"
+
+    provider_ref: Mapped[str] = mapped_column(String(128), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32), nullable=False)
+    vehicle_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    fiat_amount_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    amount: Mapped[str] = mapped_column(String(80), nullable=False)  # stablecoin base units credited
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # received | credited | failed
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class BalanceAlertRecord(Base):
+    """A vehicle's low-balance threshold per asset, and whether it is firing."""
+
+    __tablename__ = "balance_alerts"
+
+    vehicle_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    asset: Mapped[str] = mapped_column(String(16), primary_key=True)
+    threshold: Mapped[str] = mapped_column(String(80), nullable=False)
+    firing: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    last_balance: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
