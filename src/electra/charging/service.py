@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
@@ -34,6 +35,7 @@ from electra.domain.session import (
 from electra.errors import InvalidInput
 from electra.ocpp.meter import RegisterReading
 from electra.store.models import (
+    ChargeAuthorizationRecord,
     ChargerState,
     ConnectorState,
     MeterValueRecord,
@@ -111,6 +113,15 @@ SESSION_STOPPED = Prepared(
         update(SESSIONS)
         .where(SESSIONS.c.id == bindparam("sid"))
         .values({c: bindparam(c) for c in _FLAG_COLUMNS + _STOP_COLUMNS})
+    ),
+)
+AUTHORIZATIONS = ChargeAuthorizationRecord.__table__
+BIND = Prepared(  # an authorization pays for one session: bound once, never rebound
+    "bind authorization",
+    lambda d: (
+        update(AUTHORIZATIONS)
+        .where(AUTHORIZATIONS.c.id == bindparam("aid"), AUTHORIZATIONS.c.session_id.is_(None))
+        .values(session_id=bindparam("sid"))
     ),
 )
 METER_VALUE_ROWS = insert_rows(
@@ -191,6 +202,9 @@ class SessionService:
         # urandom call per start.
         self._placeholder_prefix = f"pending-{uuid.uuid4().hex[:16]}-"
         self._placeholders = itertools.count()
+        # Payment admission (electra.payments.billing.PaymentGate.check): (charger, vehicle id,
+        # time ms) -> a decision with .ok, .status, .reason and .authorization_id. None: no payments.
+        self.gate: Callable[[str, int | None, int], Any] | None = None
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -205,6 +219,17 @@ class SessionService:
         info = await asyncio.to_thread(self.tokens.lookup, id_token)
         self._token_cache[id_token] = (now, info)
         return info
+
+    async def admit(self, charger_id: str, token: TokenInfo, at_ms: int) -> tuple[TokenInfo, int | None]:
+        """The token as the payment gate sees it at this charger now, and the charge authorization
+        that will pay (None without one)."""
+        if self.gate is None or not token.accepted:
+            return token, None
+        decision = await asyncio.to_thread(self.gate, charger_id, token.vehicle_id, at_ms)
+        if decision.ok:
+            return token, decision.authorization_id
+        LOG.info("%s: token %s refused: %s (%s)", charger_id, token.id_token, decision.status, decision.reason)
+        return replace(token, status=decision.status), None
 
     # -- charger read model ---------------------------------------------------------------------
 
@@ -258,7 +283,7 @@ class SessionService:
         """
         if meter_start_wh is not None and meter_start_wh < 0:
             raise InvalidInput(f"negative meter start {meter_start_wh} Wh", "meter registers count up from 0")
-        token = await self.authorize(id_token)
+        token, authorization_id = await self.admit(charger_id, await self.authorize(id_token), timestamp_ms)
         now = self._now_ms()
         placeholder = uid or f"{self._placeholder_prefix}{next(self._placeholders)}"
 
@@ -292,6 +317,8 @@ class SessionService:
             final_uid = uid or str(db_id)
             if uid is None:
                 SESSION_UID.run(conn, {"sid": db_id, "uid": final_uid})
+            if authorization_id is not None:
+                BIND.run(conn, {"aid": authorization_id, "sid": db_id})
             if meter_start_wh is not None:
                 METER_VALUE_ROWS.run(
                     conn, _reading_row(db_id, RegisterReading(timestamp_ms, meter_start_wh, "Transaction.Begin"))
@@ -326,37 +353,7 @@ class SessionService:
         return loaded
 
     def _load(self, charger_id: str, uid: str) -> Tracked | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(SESSIONS).where(SESSIONS.c.charger_id == charger_id, SESSIONS.c.transaction_uid == uid)
-            ).first()
-            if row is None:
-                return None
-            readings = conn.execute(
-                select(METER_VALUES.c.timestamp_ms, METER_VALUES.c.register_wh)
-                .where(METER_VALUES.c.session_id == row.id)
-                .order_by(METER_VALUES.c.timestamp_ms, METER_VALUES.c.id)
-            ).all()
-        state: ChargingSession | None = None
-        if row.meter_start_wh is not None:
-            state = ChargingSession.start(
-                uid, charger_id, row.connector_id, Started(row.started_at_ms, row.meter_start_wh, row.id_token)
-            )
-        elif readings:
-            first = readings[0]
-            state = ChargingSession.start(
-                uid, charger_id, row.connector_id, Started(first.timestamp_ms, first.register_wh, row.id_token)
-            )
-        if state is not None:
-            for r in readings:
-                if row.stopped_at_ms is not None and r.timestamp_ms == row.stopped_at_ms:
-                    continue  # the stop reading is applied with the stop below
-                state = state.apply(Sampled(MeterReading(r.timestamp_ms, r.register_wh))).session
-            if row.stopped_at_ms is not None and row.meter_stop_wh is not None:
-                state = state.apply(Stopped(row.stopped_at_ms, row.meter_stop_wh, row.stop_reason or "Local")).session
-            stored_flags = {Flag(f) for f in row.flags.split(",") if f}
-            state = replace(state, flags=state.flags | stored_flags)
-        return Tracked(row.id, uid, charger_id, row.connector_id, row.id_token, row.started_at_ms, state)
+        return load_tracked(self.engine, charger_id, uid)
 
     async def record(
         self, charger_id: str, uid: str, readings: list[RegisterReading], seq_no: int | None = None
@@ -515,6 +512,46 @@ class SessionService:
             # Memory ran ahead of the store: forget it, the next event reloads what is durable.
             self.active.pop((t.charger_id, t.uid), None)
             raise
+
+
+def load_tracked(engine: Engine, charger_id: str, uid: str) -> Tracked | None:
+    """A session as the store has it, rebuilt through the state machine."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(SESSIONS).where(SESSIONS.c.charger_id == charger_id, SESSIONS.c.transaction_uid == uid)
+        ).first()
+        if row is None:
+            return None
+        readings = conn.execute(
+            select(METER_VALUES.c.timestamp_ms, METER_VALUES.c.register_wh)
+            .where(METER_VALUES.c.session_id == row.id)
+            .order_by(METER_VALUES.c.timestamp_ms, METER_VALUES.c.id)
+        ).all()
+    state: ChargingSession | None = None
+    if row.meter_start_wh is not None:
+        state = ChargingSession.start(
+            uid, charger_id, row.connector_id, Started(row.started_at_ms, row.meter_start_wh, row.id_token)
+        )
+    elif readings:
+        first = readings[0]
+        state = ChargingSession.start(
+            uid, charger_id, row.connector_id, Started(first.timestamp_ms, first.register_wh, row.id_token)
+        )
+    if state is not None:
+        for r in readings:
+            if row.stopped_at_ms is not None and r.timestamp_ms == row.stopped_at_ms:
+                continue  # the stop reading is applied with the stop below
+            state = state.apply(Sampled(MeterReading(r.timestamp_ms, r.register_wh))).session
+        if row.stopped_at_ms is not None and row.meter_stop_wh is not None:
+            state = state.apply(Stopped(row.stopped_at_ms, row.meter_stop_wh, row.stop_reason or "Local")).session
+        stored_flags = {Flag(f) for f in row.flags.split(",") if f}
+        state = replace(state, flags=state.flags | stored_flags)
+    return Tracked(row.id, uid, charger_id, row.connector_id, row.id_token, row.started_at_ms, state)
+
+
+def load_session(engine: Engine, charger_id: str, uid: str) -> ChargingSession | None:
+    t = load_tracked(engine, charger_id, uid)
+    return t.state if t is not None else None
 
 
 def _reading_row(session_id: int, r: RegisterReading) -> dict[str, object]:

@@ -168,6 +168,7 @@ class ConnectionContext:
 
     async def authorize(self, id_token: str) -> TokenInfo:
         info = await self.sessions.authorize(id_token)
+        info, _ = await self.sessions.admit(self.charger_id, info, int(self.system.clock() * 1000))
         await self.durable()
         return info
 

@@ -19,7 +19,8 @@ LOG = logging.getLogger("electra.ocpp")
 
 
 def id_token_info(token: TokenInfo) -> dict[str, Any]:
-    return {"status": token.status if token.status in ("Accepted", "Blocked") else "Invalid"}
+    known = ("Accepted", "Blocked", "NoCredit", "NotAtThisLocation", "NotAtThisTime")
+    return {"status": token.status if token.status in known else "Invalid"}
 
 
 class CentralSystemV201(GuardedRouting, ChargePoint):  # type: ignore[misc]
