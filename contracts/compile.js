@@ -15,13 +15,21 @@ const ROOT = path.resolve(__dirname, "..");
 const OUT = path.resolve(process.argv[2] || path.join(ROOT, "src/electra/chain/artifacts"));
 const NODE_MODULES = path.join(ROOT, "node_modules");
 
-// Deployable contracts; everything else is a library or an import.
+// Deployable contracts, as paths under contracts/ without ".sol"; everything else is a library or
+// an import. The artifact is named after the file. test/ holds contracts only tests deploy, bench/
+// the baselines that bench/ measures against.
 const CONTRACTS = [
   "ElectraToken",
   "ElectraTimelock",
   "ElectraGovernor",
   "StationRegistry",
   "VehicleLedger",
+  "ElectraUSD",
+  "PaymentHub",
+  "test/TestSmartWallet",
+  "test/TestCommissionHook",
+  "bench/DirectChargeBaseline",
+  "bench/FlatChargeBaseline",
 ];
 
 const SETTINGS = {
@@ -43,8 +51,8 @@ function findImport(importPath) {
 
 function main() {
   const sources = {};
-  for (const name of CONTRACTS) {
-    const rel = `contracts/${name}.sol`;
+  for (const entry of CONTRACTS) {
+    const rel = `contracts/${entry}.sol`;
     sources[rel] = { content: fs.readFileSync(path.join(ROOT, rel), "utf8") };
   }
   const input = { language: "Solidity", sources, settings: SETTINGS };
@@ -58,11 +66,12 @@ function main() {
 
   fs.mkdirSync(OUT, { recursive: true });
   const index = { compiler: solc.version(), settings: { ...SETTINGS, outputSelection: undefined }, contracts: {} };
-  for (const name of CONTRACTS) {
-    const c = output.contracts[`contracts/${name}.sol`][name];
+  for (const entry of CONTRACTS) {
+    const name = path.posix.basename(entry);
+    const c = output.contracts[`contracts/${entry}.sol`][name];
     const artifact = {
       contractName: name,
-      sourceName: `contracts/${name}.sol`,
+      sourceName: `contracts/${entry}.sol`,
       compiler: solc.version(),
       abi: c.abi,
       bytecode: "0x" + c.evm.bytecode.object,

@@ -10,7 +10,8 @@ import base64
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
@@ -22,7 +23,10 @@ from electra.chain import eip712
 from electra.chain.client import ChainClient
 from electra.chain.deploy import Deployment
 from electra.domain.station import StationSpec, operator_id_text
-from electra.errors import InvalidInput
+from electra.errors import DeploymentMissing, InvalidInput
+
+if TYPE_CHECKING:
+    from electra.chain.payments import PaymentHubBinding, StablecoinBinding
 
 SIGNATURE_LIFETIME_S = 3600
 
@@ -283,3 +287,26 @@ class Electra:
 
     def governor(self) -> Contract:
         return self.client.contract("ElectraGovernor", self.deployment.addresses["ElectraGovernor"])
+
+    @cached_property
+    def payments(self) -> PaymentHubBinding:
+        """PaymentHub: deposits, charge authorizations, batched settlement (docs/payments.md)."""
+        from electra.chain.payments import PaymentHubBinding  # it builds on this module's TxResult
+
+        return PaymentHubBinding(self.client, self._payment_address("PaymentHub"))
+
+    @cached_property
+    def stablecoin(self) -> StablecoinBinding:
+        """ElectraUSD, the dev chain's fiat-backed stablecoin."""
+        from electra.chain.payments import StablecoinBinding
+
+        return StablecoinBinding(self.client, self._payment_address("ElectraUSD"))
+
+    def _payment_address(self, name: str) -> str:
+        address = self.deployment.addresses.get(name)
+        if address is None:
+            raise DeploymentMissing(
+                f"the deployment on chain id {self.deployment.chain_id} predates {name}",
+                "run `electra deploy` to add the payment contracts",
+            )
+        return address

@@ -2,7 +2,8 @@
 
 The manifest lives at ``<data_dir>/deployments/<chain_id>.json``. ``deploy`` reuses a deployment
 whose contracts still have code on the chain; it deploys afresh only when there is none (or when
-forced). Writing the manifest is atomic (temp file + rename).
+forced). A live deployment made before the payment contracts existed gets them added (ElectraUSD
+and PaymentHub), keeping every other address. Writing the manifest is atomic (temp file + rename).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,13 @@ CONTRACTS = (
     "ElectraGovernor",
     "StationRegistry",
     "VehicleLedger",
+    "ElectraUSD",
+    "PaymentHub",
 )
+# Added after the first deployments; a live deployment without them gets them in place.
+PAYMENT_CONTRACTS = ("ElectraUSD", "PaymentHub")
+# The protocol fee PaymentHub starts with: 1 %. Governance changes it (at most MAX_FEE_BPS, 10 %).
+PROTOCOL_FEE_BPS = 100
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,11 @@ def deploy(client: ChainClient, settings: Settings, force: bool = False) -> tupl
     if path.exists() and not force:
         existing = load_deployment(settings, client.chain_id)
         if deployment_is_live(client, existing):
-            return existing, False
+            if all(name in existing.addresses for name in CONTRACTS):
+                return existing, False
+            deployment = _add_payments(client, existing)
+            _write_manifest(path, deployment)
+            return deployment, True
     deployment = _deploy_fresh(client, settings)
     _write_manifest(path, deployment)
     return deployment, True
@@ -132,18 +143,20 @@ def _deploy_fresh(client: ChainClient, settings: Settings) -> Deployment:
     # The genesis holder votes with its own balance; ERC20Votes counts only delegated votes.
     client.transact(client.contract("ElectraToken", token_addr).functions.delegate(me))
 
+    addresses = {
+        "ElectraTimelock": timelock_addr,
+        "ElectraToken": token_addr,
+        "ElectraGovernor": governor_addr,
+        "StationRegistry": registry_addr,
+        "VehicleLedger": ledger_addr,
+    }
+    payments, payment_gas = _deploy_payments(client, addresses)
     return Deployment(
         chain_id=client.chain_id,
         block_number=start_block,
         deployer=me,
         deployed_at=int(time.time()),
-        addresses={
-            "ElectraTimelock": timelock_addr,
-            "ElectraToken": token_addr,
-            "ElectraGovernor": governor_addr,
-            "StationRegistry": registry_addr,
-            "VehicleLedger": ledger_addr,
-        },
+        addresses={**addresses, **payments},
         artifacts_digest=artifacts_digest(),
         parameters={
             "voting_delay_s": settings.voting_delay_s,
@@ -153,6 +166,47 @@ def _deploy_fresh(client: ChainClient, settings: Settings) -> Deployment:
             "proposal_threshold": str(settings.proposal_threshold),
             "genesis_supply": str(settings.genesis_supply),
             "reward_mint_cap": str(settings.reward_mint_cap),
+            "protocol_fee_bps": PROTOCOL_FEE_BPS,
         },
-        gas_used=gas,
+        gas_used={**gas, **payment_gas},
+    )
+
+
+def _deploy_payments(client: ChainClient, addresses: dict[str, str]) -> tuple[dict[str, str], dict[str, int]]:
+    """ElectraUSD and PaymentHub, owned by the timelock; the operator mints, settles and may pause."""
+    me = client.account.address
+    timelock = addresses["ElectraTimelock"]
+    usd_addr, r_usd = client.deploy("ElectraUSD", timelock, me)
+    hub_addr, r_hub = client.deploy(
+        "PaymentHub",
+        timelock,
+        timelock,
+        addresses["VehicleLedger"],
+        addresses["StationRegistry"],
+        me,
+        me,
+        PROTOCOL_FEE_BPS,
+        [addresses["ElectraToken"], usd_addr],
+    )
+    return (
+        {"ElectraUSD": usd_addr, "PaymentHub": hub_addr},
+        {"ElectraUSD": int(r_usd["gasUsed"]), "PaymentHub": int(r_hub["gasUsed"])},
+    )
+
+
+def _add_payments(client: ChainClient, existing: Deployment) -> Deployment:
+    missing = [name for name in CONTRACTS if name not in existing.addresses]
+    if any(name not in PAYMENT_CONTRACTS for name in missing):
+        raise DeploymentMissing(
+            f"the deployment on chain id {existing.chain_id} lacks {', '.join(missing)}",
+            "run `electra deploy --force` for a fresh deployment",
+        )
+    base = {k: v for k, v in existing.addresses.items() if k not in PAYMENT_CONTRACTS}
+    payments, gas = _deploy_payments(client, base)
+    return replace(
+        existing,
+        addresses={**base, **payments},
+        artifacts_digest=artifacts_digest(),
+        parameters={**existing.parameters, "protocol_fee_bps": PROTOCOL_FEE_BPS},
+        gas_used={**existing.gas_used, **gas},
     )

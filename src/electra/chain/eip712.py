@@ -42,6 +42,15 @@ VEHICLE_ONBOARDING_TYPE = [
     {"name": "deadline", "type": "uint256"},
 ]
 
+CHARGE_AUTHORIZATION_TYPE = [
+    {"name": "vehicleId", "type": "uint256"},
+    {"name": "chargerId", "type": "uint256"},
+    {"name": "asset", "type": "address"},
+    {"name": "maxAmount", "type": "uint256"},
+    {"name": "expiry", "type": "uint64"},
+    {"name": "nonce", "type": "uint64"},
+]
+
 
 def domain(name: str, chain_id: int, verifying_contract: str) -> dict[str, Any]:
     return {
@@ -99,6 +108,60 @@ def vehicle_onboarding(
             "deadline": deadline,
         },
     }
+
+
+def charge_authorization(
+    vehicle_id: int,
+    charger_id: int,
+    asset: str,
+    max_amount: int,
+    expiry: int,
+    nonce: int,
+    chain_id: int,
+    hub: str,
+) -> dict[str, Any]:
+    """What a vehicle's device key (or its owner) signs to let one session at one charger cost at most
+    ``max_amount`` base units of ``asset`` (PaymentHub, docs/payments.md)."""
+    return {
+        "types": {"EIP712Domain": _DOMAIN_TYPE, "ChargeAuthorization": CHARGE_AUTHORIZATION_TYPE},
+        "primaryType": "ChargeAuthorization",
+        "domain": domain("PaymentHub", chain_id, hub),
+        "message": {
+            "vehicleId": vehicle_id,
+            "chargerId": charger_id,
+            "asset": asset,
+            "maxAmount": max_amount,
+            "expiry": expiry,
+            "nonce": nonce,
+        },
+    }
+
+
+PERMIT_TYPE = [
+    {"name": "owner", "type": "address"},
+    {"name": "spender", "type": "address"},
+    {"name": "value", "type": "uint256"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+
+
+def permit(
+    token_name: str, owner: str, spender: str, value: int, nonce: int, deadline: int, chain_id: int, token: str
+) -> dict[str, Any]:
+    """EIP-2612 Permit of an OpenZeppelin ERC20Permit token (its domain version is "1")."""
+    return {
+        "types": {"EIP712Domain": _DOMAIN_TYPE, "Permit": PERMIT_TYPE},
+        "primaryType": "Permit",
+        "domain": domain(token_name, chain_id, token),
+        "message": {"owner": owner, "spender": spender, "value": value, "nonce": nonce, "deadline": deadline},
+    }
+
+
+def sign_vrs(account: LocalAccount, typed: dict[str, Any]) -> tuple[int, bytes, bytes]:
+    """The signature as (v, r, s), for functions that take it split (EIP-2612 permit)."""
+    signed = account.sign_message(encode_typed_data(full_message=typed))
+    return int(signed.v), int(signed.r).to_bytes(32, "big"), int(signed.s).to_bytes(32, "big")
 
 
 def sign(account: LocalAccount, typed: dict[str, Any]) -> bytes:
