@@ -22,6 +22,7 @@ from electra.cli.ocpp import ocpp_app
 from electra.cli.sim import sim_app
 from electra.cli.station import station_app
 from electra.cli.vehicle import vehicle_app
+from electra.cli.wallet import wallet_app
 from electra.errors import InvalidInput
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ app.add_typer(vehicle_app, name="vehicle")
 app.add_typer(dao_app, name="dao")
 app.add_typer(ocpp_app, name="ocpp")
 app.add_typer(sim_app, name="sim")
+app.add_typer(wallet_app, name="wallet")
 
 
 @app.callback()
