@@ -137,8 +137,10 @@ def topup(
     currency: Annotated[str, typer.Option("--currency", help="EUR or USD.")] = "EUR",
     as_json: JsonOpt = False,
 ) -> None:
-    """Top up with fiat through the sandbox provider: checkout, its signed webhook, then ElectraUSD
-    minted and deposited for the vehicle (at par: 1 cent = 10,000 base units)."""
+    """Top up with fiat through the sandbox provider: checkout, signed webhook, ElectraUSD credited.
+
+    The ElectraUSD is minted and deposited for the vehicle at par: 1 cent is 10,000 base units.
+    """
     cents = parse_units(amount_eur, FIAT_DECIMALS, what="fiat amount")
     engine = _engine()
     wallet = WalletService(engine, common.electra())
@@ -157,7 +159,7 @@ def topup(
     balance = wallet.balance(vehicle_id, "EUSD")
     data = {
         "vehicle_id": vehicle_id,
-        "paid": f"{format_units(cents, FIAT_DECIMALS)} {o.currency}",
+        "paid": f"{cents // 100}.{cents % 100:02d} {o.currency}",
         "provider_ref": o.provider_ref,
         "credited": format_units(o.amount, a.decimals),
         "credited_base_units": str(o.amount),
