@@ -31,7 +31,7 @@ def parse_units(text: str, decimals: int, what: str = "amount") -> int:
             f"{what} {t} has {len(frac)} decimals, but the token has only {decimals}",
             f"give at most {decimals} digits after the point",
         )
-    units = int(whole) * 10**decimals + int(frac.ljust(decimals, "0") or "0")
+    units = int(whole) * int(10**decimals) + int(frac.ljust(decimals, "0") or "0")
     if units > MAX_UINT256:
         raise InvalidInput(f"{what} {t} is too large for a token amount")
     return units
@@ -49,4 +49,4 @@ def cents_to_units(amount_cents: int, decimals: int = STABLECOIN_DECIMALS) -> in
     """Fiat cents -> stablecoin base units at par: 1 cent is 10**(decimals - 2) units (10,000 for 6)."""
     if decimals < FIAT_DECIMALS:
         raise InvalidInput(f"a stablecoin with {decimals} decimals cannot hold a cent", "use one with at least 2")
-    return amount_cents * 10 ** (decimals - FIAT_DECIMALS)
+    return amount_cents * int(10 ** (decimals - FIAT_DECIMALS))
