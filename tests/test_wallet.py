@@ -125,6 +125,13 @@ def test_bus_wakes_an_async_reader_from_another_thread() -> None:
         return sorted(got)
 
     assert asyncio.run(read()) == [0, 1, 2]
+
+    async def leave_open() -> object:
+        return bus.subscribe(["late"])
+
+    stale = asyncio.run(leave_open())  # its loop is gone when the event comes
+    bus.publish("late", {"n": 1})
+    assert stale.get_nowait().data == {"n": 1}  # type: ignore[attr-defined]
     with pytest.raises(InvalidInput):
         asyncio.run(bus.subscribe().get())  # made outside a loop: it cannot be awaited
 

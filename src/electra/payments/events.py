@@ -78,8 +78,11 @@ class Subscription:
             running = None
         if running is loop:
             ready.set()
-        else:
+            return
+        try:
             loop.call_soon_threadsafe(ready.set)
+        except RuntimeError:
+            self._loop = None  # the reader's loop closed meanwhile: nobody is left to wake
 
     def get_nowait(self) -> BusEvent | None:
         with self._lock:

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from electra.chain.bindings import Electra
 from electra.errors import ElectraError, InvalidInput
 from electra.payments.amounts import cents_to_units
-from electra.payments.events import TOPUP_CREDITED
+from electra.payments.events import TOPUP_CREDITED, EventBus
 from electra.payments.providers import CheckoutIntent, PaymentProvider, TopUpEvent
 from electra.payments.wallet import WalletService
 from electra.store.models import TopUpRecord, WalletEventRecord
@@ -111,7 +111,7 @@ class TopUpService:
         self._lock = threading.Lock()
 
     @property
-    def bus(self) -> Any:
+    def bus(self) -> EventBus:
         return self.wallet.bus
 
     def checkout(self, provider: PaymentProvider, vehicle_id: int, amount_cents: int, currency: str) -> CheckoutIntent:
