@@ -64,6 +64,7 @@ class GroupCommitWriter:
     async def start(self) -> None:
         if self._task is None:
             self._closing = False
+            self._wake = asyncio.Event()  # bound to this event loop (a restarted store may run in a new one)
             self._task = asyncio.create_task(self._run(), name="electra-group-commit")
 
     async def stop(self) -> None:
