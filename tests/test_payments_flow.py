@@ -236,3 +236,42 @@ def test_worker_killed_between_send_and_receipt_settles_once(world: World, monke
         batches = s.scalars(select(SettlementBatchRecord)).all()
     assert [b.status for b in batches] == ["confirmed"]
     assert {settlement(world.store.engine, t).status for t in txs} == {"settled"}
+
+
+def test_cli_shows_the_receipt_and_sets_tariff_and_lease(world: World, chain_settings: Any) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from electra.cli.main import app
+
+    token_id = world.charger("CP-PAY-CLI")
+    vid, device = world.vehicle("VEH-PAY-CLI", 20 * EUSD)
+    world.authorize(device, vid, token_id, 10 * EUSD)
+    status, tx = asyncio.run(charge(world, "CP-PAY-CLI", "VEH-PAY-CLI", [0, 5_000, 10_000]))
+    assert status == "Accepted" and tx is not None
+    assert world.payments.worker.run_once(force=True).settled == 1
+
+    env = {
+        "ELECTRA_DATA_DIR": str(chain_settings.data_dir),
+        "ELECTRA_DEV_CHAIN_PORT": str(chain_settings.dev_chain_port),
+        "ELECTRA_DB_URL": str(world.store.engine.url),
+    }
+    runner = CliRunner()
+    receipt = runner.invoke(app, ["session", "receipt", str(tx), "--json"], env=env, catch_exceptions=False)
+    assert receipt.exit_code == 0, receipt.stdout
+    data = json.loads(receipt.stdout)
+    assert data["amount"] == str(10_000 * 400) and data["settlement_tx"].startswith("0x")  # default 0.40/kWh
+    shown = runner.invoke(app, ["session", "show", str(tx), "--json"], env=env, catch_exceptions=False)
+    assert json.loads(shown.stdout)["settlement"] == "settled"
+
+    set_tariff = ["station", "tariff", "CP-PAY-CLI", "--per-kwh", "0.29", "--session-fee", "1.5", "--json"]
+    tariff = json.loads(runner.invoke(app, set_tariff, env=env, catch_exceptions=False).stdout)
+    assert (tariff["energy_price_per_wh"], tariff["session_fee"]) == (290, 1_500_000)
+    too_high = runner.invoke(app, ["station", "tariff", "CP-PAY-CLI", "--per-kwh", "9"], env=env)
+    assert too_high.exit_code != 0 and "above the DAO's bound" in too_high.stdout + too_high.stderr
+    lease_args = ["station", "lease", "CP-PAY-CLI", "--public", "--window", "Mon-Fri 07:00-19:00", "--json"]
+    lease = json.loads(runner.invoke(app, lease_args, env=env, catch_exceptions=False).stdout)
+    assert lease["windows"] == ["Mon-Fri 07:00-19:00"]
+    # Sunday 2026-11-22 12:00 UTC is outside the window: NotAtThisTime
+    assert world.payments.gate.check("CP-PAY-CLI", vid, 1_795_348_800_000).status == "NotAtThisTime"

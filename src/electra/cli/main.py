@@ -19,6 +19,7 @@ from electra.cli import common
 from electra.cli.common import JsonOpt, console, emit, handles_errors, kv_table
 from electra.cli.dao import dao_app
 from electra.cli.ocpp import ocpp_app
+from electra.cli.session import session_app
 from electra.cli.sim import sim_app
 from electra.cli.station import station_app
 from electra.cli.vehicle import vehicle_app
@@ -40,6 +41,7 @@ app.add_typer(dao_app, name="dao")
 app.add_typer(ocpp_app, name="ocpp")
 app.add_typer(sim_app, name="sim")
 app.add_typer(wallet_app, name="wallet")
+app.add_typer(session_app, name="session")
 
 
 @app.callback()
@@ -198,9 +200,11 @@ async def _serve_platform(platform: Any, demo: bool) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    payments = _payments(system)
     await system.start()
     console.print(f"OCPP central system on {system.url}{{charge_point_id}}", highlight=False)
-    fleet_task = await _start_demo(system, stop) if demo else None
+    fleet_task = await _start_demo(system, stop, payments) if demo else None
+    settle_task = asyncio.create_task(_settle_forever(payments, stop)) if payments is not None else None
     console.print("[dim]Ctrl-C stops the platform; its chain and database state are kept.[/]")
     try:
         while not stop.is_set():
@@ -210,13 +214,51 @@ async def _serve_platform(platform: Any, demo: bool) -> None:
     finally:
         if fleet_task is not None:
             await fleet_task
+        if settle_task is not None:
+            await settle_task
         await system.stop()
+
+
+def _payments(system: Any) -> Any:
+    """The payment side on this deployment (None before PaymentHub was deployed): the gate admits
+    vehicles at Authorize/Start, the settlement worker settles what they charged."""
+    from electra.errors import DeploymentMissing
+    from electra.payments.service import payments_for
+
+    try:
+        payments = payments_for(common.electra(), system.store.engine, max_age_s=SETTLE_AGE_S)
+    except DeploymentMissing as exc:
+        console.print(f"[yellow]payments off: {exc.one_line()}[/]")
+        return None
+    system.store.sessions.gate = payments.gate.check
+    return payments
+
+
+SETTLE_EVERY_S, SETTLE_AGE_S = 5.0, 15.0
+
+
+async def _settle_forever(payments: Any, stop: asyncio.Event) -> None:
+    """Runs the settlement worker every few seconds until the platform stops, then once more."""
+    while True:
+        report = await asyncio.to_thread(payments.worker.run_once, stop.is_set())
+        if report.batches or report.recovered:
+            console.print(
+                f"settlement: {report.settled} sessions settled, {report.rejected} rejected in "
+                f"{report.batches + report.recovered} batch(es) on PaymentHub; see `electra session receipt ID`",
+                highlight=False,
+            )
+        for error in report.errors:
+            console.print(f"[yellow]settlement: {error} (retrying)[/]", highlight=False)
+        if stop.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), SETTLE_EVERY_S)
 
 
 DEMO_CHARGERS, DEMO_SPEED, DEMO_ROUND_S = 4, 120.0, 2 * 3600
 
 
-async def _start_demo(system: Any, stop: asyncio.Event) -> asyncio.Task[None]:
+async def _start_demo(system: Any, stop: asyncio.Event, payments: Any) -> asyncio.Task[None]:
     """Provisions the demo fleet (4 chargers, 1.6 and 2.0.1, 8 vehicles) and runs it at 120x, in
     rounds of two simulated hours (one real minute each), until the platform stops."""
     from electra.sim.clock import SimClock
@@ -227,6 +269,8 @@ async def _start_demo(system: Any, stop: asyncio.Event) -> asyncio.Task[None]:
     scenario = build_scenario(7, DEMO_CHARGERS, mix=0.5, duration_s=DEMO_ROUND_S, prefix="DEMO")
     e = common.electra()
     done = await asyncio.to_thread(provision, e, scenario, e.client.account, system.store.engine)
+    if payments is not None:
+        await asyncio.to_thread(_fund_demo_vehicles, e, scenario, done, payments)
     url = f"{system.scheme}://{system.host}:{system.port}"
     console.print(
         f"demo: {DEMO_CHARGERS} simulated chargers ({', '.join(p.charger_id for p in scenario.chargers)}) "
@@ -243,22 +287,54 @@ async def _start_demo(system: Any, stop: asyncio.Event) -> asyncio.Task[None]:
             timeline = build_scenario(7, DEMO_CHARGERS, mix=0.5, duration_s=DEMO_ROUND_S + rounds, prefix="DEMO")
             fleet = Fleet(timeline, url, SimClock(DEMO_SPEED), passwords=done.passwords)
             runner = asyncio.create_task(fleet.run(stop))
-            reported = 0
+            reported: set[int] = set()
             while not runner.done():
                 await asyncio.wait({runner}, timeout=2.0)
-                finished = [tx for c in fleet.chargers for tx in c.sessions if tx.completed]
-                for tx in finished[reported:]:
+                if payments is not None:
+                    await asyncio.to_thread(_authorize_demo_vehicles, e, scenario, done, payments)
+                finished = [tx for c in fleet.chargers for tx in c.sessions if tx.completed and id(tx) not in reported]
+                for tx in finished:
                     console.print(
                         f"demo: {_charger_of(fleet, tx)} charged vehicle token {tx.id_tag}: "
                         f"{tx.energy_wh} Wh, meter values signed (OCMF)",
                         highlight=False,
                     )
-                reported = len(finished)
+                reported.update(id(tx) for tx in finished)
             summary = runner.result()
             sessions, energy = sessions + summary.sessions_completed, energy + summary.energy_wh
         console.print(f"demo: {sessions} sessions completed, {energy} Wh in all", highlight=False)
 
     return asyncio.create_task(run())
+
+
+DEMO_DEPOSIT, DEMO_MAX_CHARGE = 200 * 10**6, 40 * 10**6  # EUSD base units (6 decimals)
+
+
+def _fund_demo_vehicles(e: Any, scenario: Any, done: Any, payments: Any) -> None:
+    """Tops each demo vehicle's PaymentHub deposit up to 200 EUSD (minted: the dev chain's fiat)."""
+    coin = e.stablecoin
+    for vehicle_id in done.vehicle_ids.values():
+        balance = e.payments.balance(vehicle_id, coin.address)
+        if balance < DEMO_DEPOSIT // 2:
+            coin.mint(e.client.account.address, DEMO_DEPOSIT - balance)
+            e.payments.deposit(vehicle_id, coin.address, DEMO_DEPOSIT - balance)
+    _authorize_demo_vehicles(e, scenario, done, payments)
+    console.print(
+        f"demo: {len(done.vehicle_ids)} vehicles hold up to {DEMO_DEPOSIT // 10**6} EUSD on PaymentHub and sign "
+        f"charge authorizations of at most {DEMO_MAX_CHARGE // 10**6} EUSD per session",
+        highlight=False,
+    )
+
+
+def _authorize_demo_vehicles(e: Any, scenario: Any, done: Any, payments: Any) -> None:
+    from electra.sim.scenario import vehicle_account
+
+    tokens = list(done.station_tokens.values())
+    for vehicle in scenario.vehicles:
+        device = vehicle_account(scenario.seed, vehicle.index)
+        payments.authorizations.ensure(
+            device, done.vehicle_ids[vehicle.index], tokens, e.stablecoin.address, DEMO_MAX_CHARGE, 24 * 3600
+        )
 
 
 def _charger_of(fleet: Any, tx: Any) -> str:

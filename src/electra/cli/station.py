@@ -229,3 +229,92 @@ def activate(
 ) -> None:
     """Put a deactivated charger back in service (its owner only)."""
     _set_service(ref, True, key, account, as_json)
+
+
+def _store() -> Any:
+    from electra.store.db import make_engine, migrate
+
+    engine = make_engine(common.settings().effective_db_url)
+    migrate(engine)
+    return engine
+
+
+@station_app.command("tariff")
+@handles_errors
+def tariff(
+    charger_id: Annotated[str, typer.Argument(help="The charger's id.")],
+    per_kwh: Annotated[str | None, typer.Option("--per-kwh", help="Energy price per kWh, e.g. 0.39.")] = None,
+    per_hour: Annotated[str, typer.Option("--per-hour", help="Price per hour of charging.")] = "0",
+    idle_per_hour: Annotated[str, typer.Option("--idle-per-hour", help="Idle fee per hour after the grace.")] = "0",
+    idle_grace_min: Annotated[int, typer.Option("--idle-grace-min", min=0)] = 0,
+    session_fee: Annotated[str, typer.Option("--session-fee", help="Flat fee per session.")] = "0",
+    asset: Annotated[str, typer.Option("--asset", help="EUSD (6 decimals) or ELC (18).")] = "EUSD",
+    as_json: JsonOpt = False,
+) -> None:
+    """Shows a charger's tariff, or (with --per-kwh) sets it within the DAO's bounds."""
+    from electra.domain.tariff import Tariff
+    from electra.payments.tariffs import TariffBook
+
+    book = TariffBook(_store())
+    if per_kwh is not None:
+        decimals = {"EUSD": 6, "ELC": 18}.get(asset.upper())
+        if decimals is None:
+            raise InvalidInput(f"asset {asset}", "use EUSD or ELC")
+        per_kwh_units = _units(per_kwh, decimals)
+        if per_kwh_units % 1000:
+            raise InvalidInput(f"{per_kwh} per kWh is not a whole number of base units per Wh", "round it")
+        book.set(
+            charger_id,
+            Tariff(
+                asset.upper(),
+                per_kwh_units // 1000,
+                _units(per_hour, decimals),
+                _units(idle_per_hour, decimals),
+                idle_grace_min * 60,
+                _units(session_fee, decimals),
+            ),
+            by=common.electra().client.account.address,
+        )
+    t = book.get(charger_id)
+    data = {"charger_id": charger_id, **t.__dict__}
+    emit(data, as_json, lambda: console.print(data, highlight=False))
+
+
+@station_app.command("lease")
+@handles_errors
+def lease(
+    charger_id: Annotated[str, typer.Argument(help="The charger's id.")],
+    public: Annotated[bool | None, typer.Option("--public/--private", help="Lease to the public or not.")] = None,
+    window: Annotated[
+        list[str] | None, typer.Option("--window", help='Public hours, e.g. "Mon-Fri 07:00-19:00".')
+    ] = None,
+    allow: Annotated[list[int] | None, typer.Option("--allow", help="A vehicle id always admitted.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Shows a charger's lease, or sets it: public or private, availability windows, allowed vehicles."""
+    from electra.payments.tariffs import LeaseBook
+
+    book = LeaseBook(_store())
+    if public is not None:
+        book.set(charger_id, public, window or [], allow or [])
+    current = book.get(charger_id)
+    data = {
+        "charger_id": charger_id,
+        "public": current.public,
+        "windows": [w.text() for w in current.windows],
+        "allowed_vehicles": sorted(current.allowed_vehicles),
+    }
+    emit(data, as_json, lambda: console.print(data, highlight=False))
+
+
+def _units(text: str, decimals: int) -> int:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:
+        raise InvalidInput(f"amount {text!r} is not a number", "write e.g. 0.39") from exc
+    units = value.scaleb(decimals)
+    if value < 0 or units != units.to_integral_value():
+        raise InvalidInput(f"amount {text} has more than {decimals} decimals or is negative", "round it")
+    return int(units)

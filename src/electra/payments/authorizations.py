@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -127,6 +128,32 @@ class AuthorizationBook:
                 .limit(1)
             ).first()
         return _stored(row) if row is not None else None
+
+    def ensure(
+        self, device: Any, vehicle_id: int, charger_token_ids: list[int], asset: str, max_amount: int, lifetime_s: int
+    ) -> int:
+        """What a vehicle's wallet agent does: signs (with ``device``) and submits an authorization
+        for each charger that has no usable one. Nonces follow the highest one used on-chain or
+        submitted. Returns how many it submitted."""
+        last_nonce = self.hub.account(vehicle_id, asset)[1]
+        with Session(self.engine) as s:
+            stored = s.scalars(
+                select(ChargeAuthorizationRecord.nonce)
+                .where(ChargeAuthorizationRecord.vehicle_id == vehicle_id, ChargeAuthorizationRecord.asset == asset)
+                .order_by(ChargeAuthorizationRecord.nonce.desc())
+                .limit(1)
+            ).first()
+        nonce = max(last_nonce, stored or 0)
+        submitted = 0
+        for token_id in charger_token_ids:
+            current = self.usable(vehicle_id, token_id)
+            if current is not None and current.authorization.nonce > last_nonce:
+                continue
+            nonce += 1
+            auth = ChargeAuthorization(vehicle_id, token_id, asset, max_amount, int(self.clock()) + lifetime_s, nonce)
+            self.submit(self.hub.sign(device, auth))
+            submitted += 1
+        return submitted
 
     def for_session(self, session_id: int) -> StoredAuthorization | None:
         with Session(self.engine) as s:

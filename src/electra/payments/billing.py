@@ -71,7 +71,11 @@ class PaymentGate:
         if auth is None:
             return GateDecision("NoCredit", f"vehicle {vehicle_id} has no fresh charge authorization for {charger_id}")
         a = auth.authorization
-        balance = self.hub.balance(vehicle_id, a.asset)
+        balance, last_nonce = self.hub.account(vehicle_id, a.asset)
+        if a.nonce <= last_nonce:
+            return GateDecision(
+                "NoCredit", f"vehicle {vehicle_id}'s authorization has nonce {a.nonce}, already passed ({last_nonce})"
+            )
         if balance < a.max_amount:
             return GateDecision(
                 "NoCredit",
