@@ -73,6 +73,15 @@ def electra() -> Electra:
     return Electra.of(c, load_deployment(settings(), c.chain_id))
 
 
+def store_engine() -> Any:
+    """The platform's database (ELECTRA_DB_URL, or SQLite under the data directory), migrated."""
+    from electra.store.db import make_engine, migrate
+
+    engine = make_engine(settings().effective_db_url)
+    migrate(engine)
+    return engine
+
+
 def sender(c: ChainClient, key: str | None, account: int | None) -> LocalAccount:
     if key and account is not None:
         raise InvalidInput("both --key and --account given", "use one of them")

@@ -23,14 +23,6 @@ ocpp_app = typer.Typer(
 Charger = Annotated[str, typer.Argument(help="Charge point id.")]
 
 
-def _engine() -> Any:
-    from electra.store.db import make_engine, migrate
-
-    engine = make_engine(common.settings().effective_db_url)
-    migrate(engine)
-    return engine
-
-
 def _control(op: str, **args: Any) -> Any:
     s = common.settings()
     token = s.control_token.get_secret_value() if s.control_token else read_token(s.control_token_file)
@@ -50,7 +42,7 @@ def password(charger_id: Charger, as_json: JsonOpt = False) -> None:
     """Set a new Basic-auth password for a charger and print it once (only its scrypt hash is kept)."""
     from electra.ocpp.auth import CredentialStore
 
-    secret = CredentialStore(_engine()).rotate(charger_id)
+    secret = CredentialStore(common.store_engine()).rotate(charger_id)
     data = {"charger_id": charger_id, "username": charger_id, "password": secret}
     emit(
         data,
@@ -70,7 +62,7 @@ def token_issue(
     """Allow an id token: chargers will be told Accepted for it."""
     from electra.charging.tokens import TokenRegistry
 
-    info = TokenRegistry(_engine()).issue(id_token, vehicle_id=vehicle, owner=owner)
+    info = TokenRegistry(common.store_engine()).issue(id_token, vehicle_id=vehicle, owner=owner)
     _show("id token", info.__dict__, as_json)
 
 
@@ -84,7 +76,7 @@ def token_block(
     """Block an id token (a lost card): chargers will be told Blocked."""
     from electra.charging.tokens import ACCEPTED, BLOCKED, TokenRegistry
 
-    info = TokenRegistry(_engine()).set_status(id_token, ACCEPTED if unblock else BLOCKED)
+    info = TokenRegistry(common.store_engine()).set_status(id_token, ACCEPTED if unblock else BLOCKED)
     _show("id token", info.__dict__, as_json)
 
 
@@ -100,7 +92,7 @@ def sessions(
 
     from electra.store.models import SessionRecord
 
-    with Session(_engine()) as s:
+    with Session(common.store_engine()) as s:
         q = select(SessionRecord).order_by(SessionRecord.id.desc()).limit(limit)
         if charger_id:
             q = q.where(SessionRecord.charger_id == charger_id)

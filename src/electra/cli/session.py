@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -12,14 +12,6 @@ from electra.cli.common import JsonOpt, console, emit, handles_errors
 from electra.errors import InvalidInput
 
 session_app = typer.Typer(help="Charging sessions: what was metered, billed and settled.", no_args_is_help=True)
-
-
-def _engine() -> Any:
-    from electra.store.db import make_engine, migrate
-
-    engine = make_engine(common.settings().effective_db_url)
-    migrate(engine)
-    return engine
 
 
 @session_app.command("show")
@@ -32,7 +24,7 @@ def show(
 
     from electra.store.models import SessionRecord, SettlementRecord
 
-    with Session(_engine()) as s:
+    with Session(common.store_engine()) as s:
         row = s.get(SessionRecord, session_id)
         if row is None:
             raise InvalidInput(f"no session {session_id}", "see `electra ocpp sessions`")
@@ -71,7 +63,7 @@ def receipt(session_id: Annotated[int, typer.Argument(help="The session's id.")]
     """The receipt: energy, tariff, cost lines, the settlement transaction and the record hash."""
     from electra.chain.settlement import receipt_of
 
-    data = receipt_of(_engine(), session_id)
+    data = receipt_of(common.store_engine(), session_id)
     if data is None:
         raise InvalidInput(
             f"session {session_id} has no bill yet", "a session is billed once it completes and the platform runs"

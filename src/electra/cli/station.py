@@ -231,14 +231,6 @@ def activate(
     _set_service(ref, True, key, account, as_json)
 
 
-def _store() -> Any:
-    from electra.store.db import make_engine, migrate
-
-    engine = make_engine(common.settings().effective_db_url)
-    migrate(engine)
-    return engine
-
-
 @station_app.command("tariff")
 @handles_errors
 def tariff(
@@ -255,7 +247,7 @@ def tariff(
     from electra.domain.tariff import Tariff
     from electra.payments.tariffs import TariffBook
 
-    book = TariffBook(_store())
+    book = TariffBook(common.store_engine())
     if per_kwh is not None:
         decimals = {"EUSD": 6, "ELC": 18}.get(asset.upper())
         if decimals is None:
@@ -294,7 +286,7 @@ def lease(
     """Shows a charger's lease, or sets it: public or private, availability windows, allowed vehicles."""
     from electra.payments.tariffs import LeaseBook
 
-    book = LeaseBook(_store())
+    book = LeaseBook(common.store_engine())
     if public is not None:
         book.set(charger_id, public, window or [], allow or [])
     current = book.get(charger_id)
