@@ -304,6 +304,11 @@ class PaymentHubBinding:
     def is_settled(self, session_id: int) -> bool:
         return bool(self.client.call(self.contract.functions.isSettled(session_id)))
 
+    def batch_result(self, receipt: TxReceipt, session_ids: Sequence[int]) -> BatchResult:
+        """The outcome of a mined settleBatch or settle transaction whose entries carried ``session_ids``
+        in order (for a worker that sends the transaction itself)."""
+        return self._result(receipt, list(session_ids))
+
     def _result(self, receipt: TxReceipt, ids: list[int]) -> BatchResult:
         events = self.contract.events
         rejected = {
