@@ -131,6 +131,8 @@ def test_vehicle_pays_the_charger_owner_automatically(world: World) -> None:
     hub = world.electra.payments
     coin = world.electra.stablecoin.address
     earned_before = hub.earnings(world.owner.address, coin)
+    world.payments.wallet.set_alert(vid, "EUSD", 46 * EUSD)  # 50 now: not firing until it is charged
+    assert world.payments.wallet.alerts() == []
 
     status, tx = asyncio.run(charge(world, "CP-PAY-1", "VEH-PAY-1", [10_000, 14_000, 18_000, 22_000]))
     assert status == "Accepted" and tx is not None
@@ -144,6 +146,7 @@ def test_vehicle_pays_the_charger_owner_automatically(world: World) -> None:
     fee = expected * hub.protocol_fee_bps() // 10_000
     assert hub.earnings(world.owner.address, coin) - earned_before == expected - fee
     assert hub.is_settled(tx)
+    assert [(a.vehicle_id, a.asset) for a in world.payments.wallet.alerts()] == [(vid, "EUSD")]  # 45.30 < 46
 
     receipt = receipt_of(world.store.engine, tx)
     assert receipt is not None and receipt["settlement_tx"] is not None

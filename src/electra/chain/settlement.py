@@ -79,6 +79,8 @@ class SettlementWorker:
         self.max_batch = max_batch
         self.max_age_s = max_age_s
         self.clock = clock
+        # Called with the vehicles a confirmed batch charged (low-balance alerts look again).
+        self.on_charged: Callable[[set[int]], None] | None = None
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -267,6 +269,12 @@ class SettlementWorker:
             assert batch is not None
             batch.status, batch.gas_used, batch.block_number = "confirmed", receipt["gasUsed"], receipt["blockNumber"]
             batch.updated_at_ms = now
+        charged = {r.vehicle_id for r in rows if r.vehicle_id is not None}
+        if self.on_charged is not None and charged:
+            try:
+                self.on_charged(charged)
+            except (ElectraError, Web3Exception, OSError) as exc:  # alerts are advisory: settlement stands
+                LOG.warning("low-balance check after batch %s failed: %s", batch_id, exc)
         LOG.info(
             "batch %s confirmed: %d settled, %d rejected, %s gas",
             batch_id,

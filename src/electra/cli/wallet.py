@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import Engine
 
 from electra.cli import common
 from electra.cli.common import AccountOpt, JsonOpt, console, emit, handles_errors, kv_table
@@ -42,16 +41,8 @@ FromKeyOpt = Annotated[
 ]
 
 
-def _engine() -> Engine:
-    from electra.store.db import make_engine, migrate
-
-    engine = make_engine(common.settings().effective_db_url)
-    migrate(engine)
-    return engine
-
-
 def _wallet() -> WalletService:
-    return WalletService(_engine(), common.electra())
+    return WalletService(common.store_engine(), common.electra())
 
 
 def _amount(text: str, asset: Asset) -> int:
@@ -142,7 +133,7 @@ def topup(
     The ElectraUSD is minted and deposited for the vehicle at par: 1 cent is 10,000 base units.
     """
     cents = parse_units(amount_eur, FIAT_DECIMALS, what="fiat amount")
-    engine = _engine()
+    engine = common.store_engine()
     wallet = WalletService(engine, common.electra())
     provider = SandboxProvider(load_or_create_secret(common.settings().data_dir / "payments" / "sandbox.secret"))
     topups = TopUpService(engine, wallet.electra, wallet=wallet)

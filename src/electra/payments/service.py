@@ -14,7 +14,9 @@ from electra.chain.bindings import Electra
 from electra.chain.settlement import SettlementWorker
 from electra.payments.authorizations import AuthorizationBook
 from electra.payments.billing import Biller, PaymentGate
+from electra.payments.events import EventBus
 from electra.payments.tariffs import LeaseBook, TariffBook
+from electra.payments.wallet import WalletService
 
 ERC1271_ABI = [
     {
@@ -36,6 +38,7 @@ class Payments:
     biller: Biller
     worker: SettlementWorker
     assets: dict[str, str]
+    wallet: WalletService
 
 
 def payments_for(
@@ -45,6 +48,7 @@ def payments_for(
     max_batch: int = 100,
     max_age_s: float = 30.0,
     clock: Callable[[], float] = time.time,
+    bus: EventBus | None = None,
 ) -> Payments:
     hub = electra.payments
     assets = {"EUSD": electra.stablecoin.address, "ELC": electra.token.address}
@@ -77,4 +81,11 @@ def payments_for(
     worker = SettlementWorker(
         engine, hub, biller, authorizations, assets, owner_of, settler, max_batch, max_age_s, clock=clock
     )
-    return Payments(tariffs, leases, authorizations, gate, biller, worker, assets)
+    wallet = WalletService(engine, electra, bus=bus)
+
+    def recheck_alerts(vehicles: set[int]) -> None:
+        for vehicle_id in sorted(vehicles):
+            wallet.check_alerts(vehicle_id)
+
+    worker.on_charged = recheck_alerts
+    return Payments(tariffs, leases, authorizations, gate, biller, worker, assets, wallet)
