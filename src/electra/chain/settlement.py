@@ -239,7 +239,7 @@ class SettlementWorker:
         with Session(self.engine) as s:
             rows = s.scalars(select(SettlementRecord).where(SettlementRecord.batch_id == batch_id)).all()
         ids = [r.session_id for r in rows]
-        result = self.hub._result(receipt, ids)
+        result = self.hub.batch_result(receipt, sorted(ids))
         fee_bps = self.hub.protocol_fee_bps()
         now = self._now_ms()
         payees: dict[str, str] = {}
