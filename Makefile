@@ -47,6 +47,10 @@ soak: deps pg-deps
 gas: deps
 	$(UV) run --frozen python bench/gas.py --write docs/benchmarks.md
 
+## Gas per settled session on PaymentHub vs two baselines (about 2 minutes); updates docs/benchmarks.md.
+settlement-gas: deps
+	$(UV) run --frozen python bench/settlement_gas.py --write docs/benchmarks.md
+
 ## Recompile the contracts into src/electra/chain/artifacts.
 compile: npm-deps
 	node contracts/compile.js

@@ -85,7 +85,7 @@ function main() {
     }
     fs.writeFileSync(path.join(OUT, `${name}.json`), JSON.stringify(artifact, null, 2) + "\n");
     index.contracts[name] = { runtimeBytes: size };
-    process.stdout.write(`${name.padEnd(18)} ${String(size).padStart(6)} bytes runtime\n`);
+    process.stdout.write(`${name.padEnd(22)} ${String(size).padStart(6)} bytes runtime\n`);
   }
   fs.writeFileSync(path.join(OUT, "index.json"), JSON.stringify(index, null, 2) + "\n");
 }

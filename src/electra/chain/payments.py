@@ -15,13 +15,14 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
+from web3.contract.contract import ContractFunction
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from electra.chain import eip712
 from electra.chain.bindings import TxResult
-from electra.chain.client import ChainClient
-from electra.errors import InvalidInput
+from electra.chain.client import GAS_FLAT_HEADROOM, GAS_HEADROOM, RECEIPT_TIMEOUT_S, ChainClient
+from electra.errors import InvalidInput, TransactionFailed
 
 # A session's authorization has to outlive the session and the next settlement run.
 AUTHORIZATION_LIFETIME_S = 24 * 3600
@@ -283,9 +284,17 @@ class PaymentHubBinding:
     # ------------------------------------------------------------ settlement
 
     def settle_batch(
-        self, asset: str, charges: Sequence[SessionCharge], sender: LocalAccount | None = None
+        self,
+        asset: str,
+        charges: Sequence[SessionCharge],
+        sender: LocalAccount | None = None,
+        access_list: bool = False,
     ) -> BatchResult:
-        """Settles the sessions in one transaction; bad entries are skipped, each with its reason."""
+        """Settles the sessions in one transaction; bad entries are skipped, each with its reason.
+
+        ``access_list`` attaches an EIP-2930 access list from ``eth_createAccessList``: every storage
+        slot the batch touches (vehicles' accounts, devices in the ledger, chargers' holders) is then
+        paid 1,900 gas up front instead of 2,100 at first touch, about 400 gas less per session."""
         if not charges:
             raise InvalidInput("nothing to settle")
         ids = [c.session_id for c in charges]
@@ -294,12 +303,32 @@ class PaymentHubBinding:
             # matched to entries by session id, so a batch must not repeat one.
             raise InvalidInput("a batch repeats a session id", "settle each session once per batch")
         fn = self.contract.functions.settleBatch(asset, b"".join(c.pack() for c in charges))
+        if access_list:
+            return self._result(self._transact_with_access_list(fn, sender or self.client.account), ids)
         return self._result(self.client.transact(fn, sender=sender), ids)
 
     def settle(self, asset: str, charge: SessionCharge, sender: LocalAccount | None = None) -> BatchResult:
         """Settles one session; a failed check raises ContractReverted naming the PaymentHub error."""
         fn = self.contract.functions.settle(asset, charge.pack())
         return self._result(self.client.transact(fn, sender=sender), [charge.session_id])
+
+    def _transact_with_access_list(self, fn: ContractFunction, sender: LocalAccount) -> TxReceipt:
+        w3 = self.client.w3
+        nonce = int(w3.eth.get_transaction_count(sender.address, "pending"))
+        tx = fn.build_transaction({"from": sender.address, "chainId": self.client.chain_id, "nonce": nonce})
+        created = self.client.rpc(
+            "eth_createAccessList", {"from": sender.address, "to": tx["to"], "data": tx["data"]}, "latest"
+        )
+        tx["accessList"] = created["accessList"]
+        tx["gas"] = int(int(created["gasUsed"], 16) * GAS_HEADROOM) + GAS_FLAT_HEADROOM
+        tx_hash = w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=0.05)
+        if receipt["status"] != 1:
+            raise TransactionFailed(
+                f"settlement transaction 0x{bytes(tx_hash).hex()} reverted in block {receipt['blockNumber']}",
+                "the chain's state changed between the access list and inclusion; retry",
+            )
+        return receipt
 
     def is_settled(self, session_id: int) -> bool:
         return bool(self.client.call(self.contract.functions.isSettled(session_id)))
