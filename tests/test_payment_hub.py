@@ -404,6 +404,29 @@ def test_an_erc1271_wallet_owner_may_sign(w: World) -> None:
     assert w.e.stablecoin.balance_of(HOST_C.address) == 15 * USD
 
 
+def test_a_contract_device_signs_through_erc1271(w: World) -> None:
+    charger = w.charger(HOST_A)
+    device_key = Account.create()
+    device_addr, _ = w.e.client.deploy("TestSmartWallet", device_key.address)
+    vid, _ = w.e.vehicles.register(vin_hash(f"WVWZZZE1ZPP{next(_vins):06d}"), device_addr, owner=OWNER)
+    w.fund(vid, 10 * USD)
+    charge = w.charge(device_key, vid, charger, 3 * USD)
+    assert w.hub.settle_batch(w.usd, [charge]).settled == [charge.session_id]
+    assert w.hub.balance(vid, w.usd) == 7 * USD
+
+
+def test_settling_with_an_access_list_gives_the_same_outcomes(w: World) -> None:
+    charger = w.charger(HOST_A)
+    (v1, d1), (v2, d2) = w.vehicle(10 * USD), w.vehicle(10 * USD)
+    good, poor = w.charge(d1, v1, charger, 4 * USD), w.charge(d2, v2, charger, 11 * USD)
+    result = w.hub.settle_batch(w.usd, [good, poor], access_list=True)
+    assert result.settled == [good.session_id]
+    assert result.rejected == {poor.session_id: Rejection.INSUFFICIENT_BALANCE}
+    tx = w.e.client.w3.eth.get_transaction(result.tx.tx_hash)
+    assert tx["accessList"], "the transaction carries an EIP-2930 access list"
+    assert w.hub.earnings(HOST_A.address, w.usd) == 4 * USD - 4 * USD // 100
+
+
 # ---------------------------------------------------------------- encodings
 
 
