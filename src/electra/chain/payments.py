@@ -315,7 +315,8 @@ class PaymentHubBinding:
     def _transact_with_access_list(self, fn: ContractFunction, sender: LocalAccount) -> TxReceipt:
         w3 = self.client.w3
         nonce = int(w3.eth.get_transaction_count(sender.address, "pending"))
-        tx = fn.build_transaction({"from": sender.address, "chainId": self.client.chain_id, "nonce": nonce})
+        params: Any = {"from": sender.address, "chainId": self.client.chain_id, "nonce": nonce}
+        tx: Any = fn.build_transaction(params)
         created = self.client.rpc(
             "eth_createAccessList", {"from": sender.address, "to": tx["to"], "data": tx["data"]}, "latest"
         )
