@@ -635,7 +635,8 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
                     mstore(0x04, signer)
                     // Arguments are evaluated right to left: the call comes before returndatasize.
                     failed := iszero(and(gt(returndatasize(), 0x1f), staticcall(gas(), ledger, 0x00, 0x24, 0x00, 0x20)))
-                    ok := and(iszero(failed), eq(mload(0x00), vehicleId))
+                    // The ledger answers 0 for an address that is no device: vehicle id 0 never matches.
+                    ok := and(iszero(failed), and(eq(mload(0x00), vehicleId), iszero(iszero(vehicleId))))
                 }
             }
         }
@@ -789,7 +790,7 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
         }
     }
 
-    function _isValidERC1271(address wallet, bytes32 digest, Entry memory e) private view returns (bool ok) {
+    function _isValidERC1271(address wallet, bytes32 digest, Entry memory e) private view returns (bool) {
         // Without the full allowance a wallet could fail for want of gas, and a valid entry would
         // be rejected (and gas estimation would settle on too little).
         if (gasleft() < ERC1271_GAS + ERC1271_GAS / 63 + 5_000) revert PaymentHubNotEnoughGas();
@@ -800,20 +801,36 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
             signature.offset := offset
             signature.length := length
         }
-        (bool success, bytes memory ret) = wallet.staticcall{gas: ERC1271_GAS}(
-            abi.encodeCall(IERC1271.isValidSignature, (digest, signature))
-        );
-        return success && ret.length >= 32 && bytes4(ret) == IERC1271.isValidSignature.selector;
+        return _staticWord(wallet, ERC1271_GAS, abi.encodeCall(IERC1271.isValidSignature, (digest, signature)))
+            == bytes32(IERC1271.isValidSignature.selector);
     }
 
     function _commissionBps(Batch memory b, uint256 chargerId, address payee) private view returns (uint256) {
         if (gasleft() < COMMISSION_HOOK_GAS + COMMISSION_HOOK_GAS / 63 + 5_000) revert PaymentHubNotEnoughGas();
-        (bool ok, bytes memory ret) = b.hook.staticcall{gas: COMMISSION_HOOK_GAS}(
-            abi.encodeCall(ICommissionHook.commissionBps, (chargerId, payee, b.asset, b.feeBps))
-        );
-        if (!ok || ret.length < 32) return b.feeBps;
-        uint256 bps = abi.decode(ret, (uint256));
+        bytes memory call = abi.encodeCall(ICommissionHook.commissionBps, (chargerId, payee, b.asset, b.feeBps));
+        (bool ok, bytes32 word) = _tryStaticWord(b.hook, COMMISSION_HOOK_GAS, call);
+        if (!ok) return b.feeBps;
+        uint256 bps = uint256(word);
         return bps > MAX_FEE_BPS ? MAX_FEE_BPS : bps;
+    }
+
+    /// @dev The first word a static call returns, copying no more than that (a contract cannot
+    /// make the hub pay for copying a large answer); zero if the call fails or returns less.
+    function _staticWord(address target, uint256 gasLimit, bytes memory data) private view returns (bytes32 word) {
+        (, word) = _tryStaticWord(target, gasLimit, data);
+    }
+
+    function _tryStaticWord(address target, uint256 gasLimit, bytes memory data)
+        private
+        view
+        returns (bool ok, bytes32 word)
+    {
+        assembly ("memory-safe") {
+            mstore(0x00, 0)
+            ok := staticcall(gasLimit, target, add(data, 0x20), mload(data), 0x00, 0x20)
+            ok := and(ok, gt(returndatasize(), 0x1f))
+            word := mul(mload(0x00), ok)
+        }
     }
 
     function _structHash(

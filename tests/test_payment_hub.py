@@ -311,6 +311,24 @@ def test_bad_entries_are_skipped_and_reported(w: World) -> None:
     assert w.hub.balance(v3, w.usd) == 0
 
 
+def test_no_signature_passes_for_an_unknown_or_zero_vehicle(w: World) -> None:
+    """The ledger answers 0 for an address that is no device: that must not match vehicle id 0."""
+    charger = w.charger(HOST_A)
+    expiry = w.hub.chain_time() + 60
+    charges = [
+        SessionCharge(
+            next(w.sessions),
+            w.hub.sign(Account.create(), ChargeAuthorization(vid, charger, w.usd, 0, expiry, 1)),
+            0,
+            b"\x22" * 32,
+        )
+        for vid in (0, 10**9)
+    ]
+    result = w.hub.settle_batch(w.usd, charges)
+    assert result.rejected == {c.session_id: Rejection.INVALID_SIGNATURE for c in charges}
+    assert not any(w.hub.is_settled(c.session_id) for c in charges)
+
+
 def test_strict_settle_reverts_with_the_custom_error(w: World) -> None:
     charger = w.charger(HOST_A)
     (v1, d1), (v2, d2) = w.vehicle(20 * USD), w.vehicle(20 * USD)
