@@ -55,8 +55,8 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
         UnknownCharger
     }
 
-    /// @dev What a batch carries from entry to entry. The assembly in `_settleEntry` reads and
-    /// writes the first seven fields at the B_* offsets below: keep the order.
+    /// @dev What a batch carries from entry to entry. The assembly of the settlement steps reads and
+    /// writes the first six fields at the B_* offsets below: keep the order.
     struct Batch {
         address asset; // B_ASSET
         bytes32 domainSeparator; // B_DOMAIN
@@ -64,7 +64,7 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
         uint256 word; // B_WORD
         uint256 wordDirty; // B_WORD_DIRTY: 1 if `word` differs from storage
         uint256 settled; // B_SETTLED
-        uint256 chargerCount; // B_CHARGER_COUNT
+        uint256 chargerCount;
         uint256[] chargers; // chargers with a settled session in this batch, in order of first one
         address[] holders; // their NFT holders, looked up once per batch
         uint256 feeBps;
@@ -77,9 +77,6 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
     uint256 private constant B_WORD = 0x60;
     uint256 private constant B_WORD_DIRTY = 0x80;
     uint256 private constant B_SETTLED = 0xa0;
-    uint256 private constant B_CHARGER_COUNT = 0xc0;
-    uint256 private constant B_CHARGERS = 0xe0;
-    uint256 private constant B_HOLDERS = 0x100;
 
     /// @notice Upper bound of the protocol fee and of any commission: 10 %.
     uint256 public constant MAX_FEE_BPS = 1_000;
