@@ -42,7 +42,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
 from electra.chain import eip712
-from electra.chain.bindings import Electra
+from electra.chain.bindings import Electra, station_input
 from electra.chain.client import ChainClient, connect
 from electra.chain.deploy import deploy
 from electra.chain.devchain import DevChain
@@ -147,20 +147,9 @@ class Bench:
             device = Account.create()
             typed = self.e.stations.registration_message(spec, host.address, device.address)
             sig = eip712.sign(device, typed)
-            station_input = (
-                spec.charger_id,
-                spec.latitude_e6,
-                spec.longitude_e6,
-                spec.max_power_w,
-                spec.connector_types,
-                spec.ocpp_versions,
-                spec.ocpi_compliant,
-                spec.operator_id,
-                device.address,
-                spec.metadata_hash,
-                spec.metadata_uri,
+            fn = self.e.stations.contract.functions.register(
+                station_input(spec, device.address), typed["message"]["deadline"], sig
             )
-            fn = self.e.stations.contract.functions.register(station_input, typed["message"]["deadline"], sig)
             senders[host.address].send(fn, 600_000)
         for s in senders.values():
             s.wait()

@@ -86,6 +86,23 @@ class VehicleRecord:
         return not self.deactivated and not self.suspended
 
 
+def station_input(spec: StationSpec, device: str) -> tuple[Any, ...]:
+    """StationRegistry.StationInput for ``register``, fields in the contract's order."""
+    return (
+        spec.charger_id,
+        spec.latitude_e6,
+        spec.longitude_e6,
+        spec.max_power_w,
+        spec.connector_types,
+        spec.ocpp_versions,
+        spec.ocpi_compliant,
+        spec.operator_id,
+        device,
+        spec.metadata_hash,
+        spec.metadata_uri,
+    )
+
+
 def _hex(b: bytes) -> str:
     return "0x" + bytes(b).hex()
 
@@ -124,21 +141,8 @@ class StationRegistryBinding:
         typed = self.registration_message(spec, owner.address, device.address, deadline)
         sig = signature if signature is not None else eip712.sign(device, typed)
         msg = typed["message"]
-        station_input = (
-            spec.charger_id,
-            spec.latitude_e6,
-            spec.longitude_e6,
-            spec.max_power_w,
-            spec.connector_types,
-            spec.ocpp_versions,
-            spec.ocpi_compliant,
-            spec.operator_id,
-            device.address,
-            spec.metadata_hash,
-            spec.metadata_uri,
-        )
         receipt = self.client.transact(
-            self.contract.functions.register(station_input, msg["deadline"], sig), sender=owner
+            self.contract.functions.register(station_input(spec, device.address), msg["deadline"], sig), sender=owner
         )
         args = _event_args(self.contract, "StationRegistered", receipt)
         return int(args["tokenId"]), TxResult.of(receipt)
