@@ -26,10 +26,12 @@ const CONTRACTS = [
   "VehicleLedger",
   "ElectraUSD",
   "PaymentHub",
+  "SessionAnchor",
   "test/TestSmartWallet",
   "test/TestCommissionHook",
   "bench/DirectChargeBaseline",
   "bench/FlatChargeBaseline",
+  "bench/PerSessionHashBaseline",
 ];
 
 const SETTINGS = {

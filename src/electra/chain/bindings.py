@@ -26,6 +26,7 @@ from electra.domain.station import StationSpec, operator_id_text
 from electra.errors import DeploymentMissing, InvalidInput
 
 if TYPE_CHECKING:
+    from electra.chain.anchors import SessionAnchorBinding
     from electra.chain.payments import PaymentHubBinding, StablecoinBinding
 
 SIGNATURE_LIFETIME_S = 3600
@@ -306,11 +307,22 @@ class Electra:
 
         return StablecoinBinding(self.client, self._payment_address("ElectraUSD"))
 
+    @cached_property
+    def anchors(self) -> SessionAnchorBinding:
+        """SessionAnchor: the session log's Merkle roots, and proofs checked against them."""
+        from electra.chain.anchors import SessionAnchorBinding
+
+        return SessionAnchorBinding(self.client, self._added_address("SessionAnchor", "SessionAnchor"))
+
     def _payment_address(self, name: str) -> str:
+        return self._added_address(name, "the payment contracts")
+
+    def _added_address(self, name: str, what: str) -> str:
+        """The address of a contract added after the first deployments."""
         address = self.deployment.addresses.get(name)
         if address is None:
             raise DeploymentMissing(
                 f"the deployment on chain id {self.deployment.chain_id} predates {name}",
-                "run `electra deploy` to add the payment contracts",
+                f"run `electra deploy` to add {what}",
             )
         return address

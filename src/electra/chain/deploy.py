@@ -2,8 +2,9 @@
 
 The manifest lives at ``<data_dir>/deployments/<chain_id>.json``. ``deploy`` reuses a deployment
 whose contracts still have code on the chain; it deploys afresh only when there is none (or when
-forced). A live deployment made before the payment contracts existed gets them added (ElectraUSD
-and PaymentHub), keeping every other address. Writing the manifest is atomic (temp file + rename).
+forced). A live deployment made before a later group of contracts existed gets that group added
+(the payment contracts ElectraUSD and PaymentHub; SessionAnchor), keeping every other address.
+Writing the manifest is atomic (temp file + rename).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from electra.chain import artifacts
 from electra.chain.client import ChainClient
@@ -30,9 +31,11 @@ CONTRACTS = (
     "VehicleLedger",
     "ElectraUSD",
     "PaymentHub",
+    "SessionAnchor",
 )
-# Added after the first deployments; a live deployment without them gets them in place.
+# Groups added after the first deployments; a live deployment without one gets it in place.
 PAYMENT_CONTRACTS = ("ElectraUSD", "PaymentHub")
+ANCHOR_CONTRACTS = ("SessionAnchor",)
 # The protocol fee PaymentHub starts with: 1 %. Governance changes it (at most MAX_FEE_BPS, 10 %).
 PROTOCOL_FEE_BPS = 100
 
@@ -100,7 +103,7 @@ def deploy(client: ChainClient, settings: Settings, force: bool = False) -> tupl
         if deployment_is_live(client, existing):
             if all(name in existing.addresses for name in CONTRACTS):
                 return existing, False
-            deployment = _add_payments(client, existing)
+            deployment = _add_missing(client, existing)
             _write_manifest(path, deployment)
             return deployment, True
     deployment = _deploy_fresh(client, settings)
@@ -150,13 +153,14 @@ def _deploy_fresh(client: ChainClient, settings: Settings) -> Deployment:
         "StationRegistry": registry_addr,
         "VehicleLedger": ledger_addr,
     }
-    payments, payment_gas = _deploy_payments(client, addresses)
+    payments = _deploy_payments(client, addresses)
+    anchors = _deploy_anchors(client, addresses)
     return Deployment(
         chain_id=client.chain_id,
         block_number=start_block,
         deployer=me,
         deployed_at=int(time.time()),
-        addresses={**addresses, **payments},
+        addresses={**addresses, **payments.addresses, **anchors.addresses},
         artifacts_digest=artifacts_digest(),
         parameters={
             "voting_delay_s": settings.voting_delay_s,
@@ -166,13 +170,22 @@ def _deploy_fresh(client: ChainClient, settings: Settings) -> Deployment:
             "proposal_threshold": str(settings.proposal_threshold),
             "genesis_supply": str(settings.genesis_supply),
             "reward_mint_cap": str(settings.reward_mint_cap),
-            "protocol_fee_bps": PROTOCOL_FEE_BPS,
+            **payments.parameters,
+            **anchors.parameters,
         },
-        gas_used={**gas, **payment_gas},
+        gas_used={**gas, **payments.gas_used, **anchors.gas_used},
     )
 
 
-def _deploy_payments(client: ChainClient, addresses: dict[str, str]) -> tuple[dict[str, str], dict[str, int]]:
+class _Group(NamedTuple):
+    """What deploying one group of contracts adds to a manifest."""
+
+    addresses: dict[str, str]
+    gas_used: dict[str, int]
+    parameters: dict[str, Any]
+
+
+def _deploy_payments(client: ChainClient, addresses: dict[str, str]) -> _Group:
     """ElectraUSD and PaymentHub, owned by the timelock; the operator mints, settles and may pause."""
     me = client.account.address
     timelock = addresses["ElectraTimelock"]
@@ -188,25 +201,50 @@ def _deploy_payments(client: ChainClient, addresses: dict[str, str]) -> tuple[di
         PROTOCOL_FEE_BPS,
         [addresses["ElectraToken"], usd_addr],
     )
-    return (
+    return _Group(
         {"ElectraUSD": usd_addr, "PaymentHub": hub_addr},
         {"ElectraUSD": int(r_usd["gasUsed"]), "PaymentHub": int(r_hub["gasUsed"])},
+        {"protocol_fee_bps": PROTOCOL_FEE_BPS},
     )
 
 
-def _add_payments(client: ChainClient, existing: Deployment) -> Deployment:
+def _deploy_anchors(client: ChainClient, addresses: dict[str, str]) -> _Group:
+    """SessionAnchor, owned by the timelock; the operator anchors and may pause."""
+    me = client.account.address
+    anchor_addr, r = client.deploy("SessionAnchor", addresses["ElectraTimelock"], me, me)
+    return _Group({"SessionAnchor": anchor_addr}, {"SessionAnchor": int(r["gasUsed"])}, {})
+
+
+# In dependency order: a group deploys from the addresses before it.
+_LATER_GROUPS = ((PAYMENT_CONTRACTS, _deploy_payments), (ANCHOR_CONTRACTS, _deploy_anchors))
+
+
+def _add_missing(client: ChainClient, existing: Deployment) -> Deployment:
+    """Deploys every later group the deployment lacks a contract of (the whole group, so that its
+    contracts point at each other), keeping every other address."""
     missing = [name for name in CONTRACTS if name not in existing.addresses]
-    if any(name not in PAYMENT_CONTRACTS for name in missing):
+    addable = {name for names, _ in _LATER_GROUPS for name in names}
+    if any(name not in addable for name in missing):
         raise DeploymentMissing(
             f"the deployment on chain id {existing.chain_id} lacks {', '.join(missing)}",
             "run `electra deploy --force` for a fresh deployment",
         )
-    base = {k: v for k, v in existing.addresses.items() if k not in PAYMENT_CONTRACTS}
-    payments, gas = _deploy_payments(client, base)
+    addresses = dict(existing.addresses)
+    gas_used = dict(existing.gas_used)
+    parameters = dict(existing.parameters)
+    for names, deploy_group in _LATER_GROUPS:
+        if all(name in existing.addresses for name in names):
+            continue
+        for name in names:
+            addresses.pop(name, None)
+        group = deploy_group(client, addresses)
+        addresses.update(group.addresses)
+        gas_used.update(group.gas_used)
+        parameters.update(group.parameters)
     return replace(
         existing,
-        addresses={**base, **payments},
+        addresses=addresses,
         artifacts_digest=artifacts_digest(),
-        parameters={**existing.parameters, "protocol_fee_bps": PROTOCOL_FEE_BPS},
-        gas_used={**existing.gas_used, **gas},
+        parameters=parameters,
+        gas_used=gas_used,
     )
