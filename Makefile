@@ -4,7 +4,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PY := .venv/bin/python
 export UV_LINK_MODE ?= copy
 
-.PHONY: run test test-all soak gas compile lint deps py-deps npm-deps pg-deps clean-data
+.PHONY: run test test-all soak gas settlement-gas anchor-gas compile lint deps py-deps npm-deps pg-deps clean-data
 
 ## Install uv if missing, then the locked Python and npm dependencies.
 deps: py-deps npm-deps
@@ -50,6 +50,10 @@ gas: deps
 ## Gas per settled session on PaymentHub vs two baselines (about 2 minutes); updates docs/benchmarks.md.
 settlement-gas: deps
 	$(UV) run --frozen python bench/settlement_gas.py --write docs/benchmarks.md
+
+## Gas per anchored session on SessionAnchor vs one tx per session (seconds); updates docs/benchmarks.md.
+anchor-gas: deps
+	$(UV) run --frozen python bench/anchor_gas.py --write docs/benchmarks.md
 
 ## Recompile the contracts into src/electra/chain/artifacts.
 compile: npm-deps

@@ -182,6 +182,8 @@ def test_batches_must_be_contiguous(anchors: SessionAnchorBinding) -> None:
     err = reverted(anchors.anchor_sessions, root("reversed"), 201, 200)
     assert (err.error, err.error_args) == ("SessionAnchorInvalidRange", {"firstSeq": 201, "lastSeq": 200})
     assert reverted(anchors.anchor_sessions, b"\0" * 32, 201, 300).error == "SessionAnchorZeroRoot"
+    err = reverted(anchors.anchor_sessions, root("zero"), 0, 100)
+    assert (err.error, err.error_args) == ("SessionAnchorInvalidRange", {"firstSeq": 0, "lastSeq": 100})
 
     assert anchors.anchor_count() == 2 and anchors.last_anchored_seq() == 200
     assert anchors.anchor_sessions(root(2), 201, 300)[0] == 2
