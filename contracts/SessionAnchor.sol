@@ -150,10 +150,12 @@ contract SessionAnchor is Ownable, Pausable {
         return MerkleProof.verifyCalldata(proof, _anchors[_anchorOf(seq)].root, leaf);
     }
 
+    /// @notice Whether `account` may anchor.
     function isAnchorer(address account) external view returns (bool) {
         return _anchorers[account];
     }
 
+    /// @notice The account that may pause anchoring besides governance (zero: none).
     function guardian() external view returns (address) {
         return _guardian;
     }
