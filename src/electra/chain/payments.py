@@ -27,6 +27,9 @@ from electra.errors import InvalidInput, TransactionFailed
 # A session's authorization has to outlive the session and the next settlement run.
 AUTHORIZATION_LIFETIME_S = 24 * 3600
 MAX_UINT64 = 2**64 - 1
+# The packed entry carries 64 bits of nonce; PaymentHub settles nonces up to 2^32 - 1 only (its
+# slot keeps the last one in 32 bits) and rejects larger ones with NonceOutOfRange.
+MAX_NONCE = 2**32 - 1
 
 
 class Rejection(IntEnum):
@@ -40,6 +43,7 @@ class Rejection(IntEnum):
     INVALID_SIGNATURE = 5
     INSUFFICIENT_BALANCE = 6
     UNKNOWN_CHARGER = 7
+    NONCE_OUT_OF_RANGE = 8
 
 
 @dataclass(frozen=True)
