@@ -45,6 +45,17 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712, IDev
         uint256 signatureLength;
     }
 
+    /// @notice The DAO's ceilings on the tariffs hosts may set in one asset, in its base units.
+    /// All zero: governance has published none (the platform then applies its defaults).
+    /// Tariffs are set and applied off-chain; the vehicle's signed maximum bounds what a session
+    /// can cost on-chain.
+    struct TariffBounds {
+        uint128 maxEnergyPricePerWh;
+        uint128 maxTimePricePerHour;
+        uint128 maxIdlePricePerHour;
+        uint128 maxSessionFee;
+    }
+
     /// @notice Why a session was not settled (reason code of `SettlementRejected`).
     enum Rejection {
         None,
@@ -149,6 +160,7 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712, IDev
     // non-zero and the next credit costs 2,900 gas instead of 20,000.
     mapping(address payee => mapping(address asset => uint256)) private _earnings;
     mapping(address asset => uint256) private _fees;
+    mapping(address asset => TariffBounds) private _tariffBounds;
 
     error PaymentHubZeroAddress();
     error PaymentHubZeroAmount();
@@ -187,6 +199,7 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712, IDev
     event GuardianChanged(address previousGuardian, address newGuardian);
     event SettlerChanged(address indexed account, bool allowed);
     event TreasuryChanged(address previousTreasury, address newTreasury);
+    event TariffBoundsChanged(address indexed asset, TariffBounds bounds);
 
     modifier onlySettler() {
         if (!_settlers[msg.sender]) revert PaymentHubUnauthorizedSettler(msg.sender);
@@ -361,6 +374,13 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712, IDev
 
     // ---------------------------------------------------------------- governance
 
+    /// @notice Sets the ceilings of hosts' tariffs in `asset`. Governance only.
+    function setTariffBounds(address asset, TariffBounds calldata bounds) external onlyOwner {
+        if (asset == address(0)) revert PaymentHubZeroAddress();
+        _tariffBounds[asset] = bounds;
+        emit TariffBoundsChanged(asset, bounds);
+    }
+
     /// @notice Sets the protocol fee in basis points, at most MAX_FEE_BPS. Governance only.
     function setProtocolFee(uint256 feeBps) external onlyOwner {
         _setProtocolFee(feeBps);
@@ -447,6 +467,11 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712, IDev
 
     function isSettler(address account) external view returns (bool) {
         return _settlers[account];
+    }
+
+    /// @notice The DAO's tariff ceilings in `asset` (all zero: none published).
+    function tariffBounds(address asset) external view returns (TariffBounds memory) {
+        return _tariffBounds[asset];
     }
 
     function isAssetAllowed(address asset) external view returns (bool) {

@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,11 @@ from electra.chain.payments import (
 )
 from electra.config import Settings, load_settings
 from electra.domain.station import StationSpec
+from electra.domain.tariff import Tariff, TariffBounds
 from electra.domain.vehicle import vin_hash
 from electra.errors import ContractReverted, DeploymentMissing, InvalidInput
+from electra.payments.tariffs import TariffBook, governed_bounds
+from electra.store.db import make_engine, migrate
 
 OPERATOR = dev_account(0)  # deployer: settler, stablecoin minter, pause guardian
 HOST_A, HOST_B, HOST_C = dev_account(1), dev_account(2), dev_account(3)
@@ -616,6 +619,46 @@ def test_fee_change_through_the_dao(w: World) -> None:
     charger = w.charger(HOST_A)
     vid, device = w.vehicle(10 * USD)
     assert w.hub.settle_batch(w.usd, [w.charge(device, vid, charger, 4 * USD)]).fee_amount == 100_000
+
+
+def _through_the_dao(w: World, target: str, calldata: bytes, description: str) -> None:
+    e, dao = w.e, Dao(w.e)
+    params = e.deployment.parameters
+    receipt = e.client.transact(dao.governor.functions.propose([target], [0], [calldata], description))
+    pid = int(dao.governor.events.ProposalCreated().process_receipt(receipt, errors=DISCARD)[0]["args"]["proposalId"])
+    for seconds, step in (
+        (params["voting_delay_s"] + 1, lambda: dao.vote(pid, Support.FOR)),
+        (params["voting_period_s"] + 1, lambda: dao.queue(pid)),
+        (params["timelock_delay_s"] + 1, lambda: dao.execute(pid)),
+    ):
+        e.client.rpc("evm_increaseTime", seconds)
+        e.client.rpc("evm_mine")
+        step()
+
+
+def test_tariff_bounds_through_the_dao_bind_hosts_tariffs(w: World, tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/electra.db")
+    migrate(engine)
+    assets = {"EUSD": w.usd, "ELC": w.elc}
+    book = TariffBook(engine, governed_bounds(w.hub.tariff_bounds, assets))
+    # Before governance publishes any, the platform's defaults apply: at most 2.00 EUSD per kWh.
+    assert w.hub.tariff_bounds(w.elc) is None
+    book.set("CP-BOUNDS", Tariff("ELC", energy_price_per_wh=10**15), by="host")
+    with pytest.raises(InvalidInput, match="energy"):
+        book.set("CP-BOUNDS", Tariff("EUSD", energy_price_per_wh=2_001), by="host")
+
+    published = TariffBounds(1_000, 10_000_000, 20_000_000, 500_000)  # 1.00 EUSD per kWh at most
+    target, calldata = w.hub.governance_call("setTariffBounds", w.usd, tuple(astuple(published)))
+    err = reverted(w.e.client.transact, w.hub.contract.functions.setTariffBounds(w.usd, astuple(published)))
+    assert err.error == "OwnableUnauthorizedAccount"
+    _through_the_dao(w, target, calldata, "EUSD tariffs: at most 1.00 per kWh")
+    assert w.hub.tariff_bounds(w.usd) == published
+    with pytest.raises(InvalidInput, match="energy"):
+        book.set("CP-BOUNDS", Tariff("EUSD", energy_price_per_wh=1_001), by="host")
+    with pytest.raises(InvalidInput, match="session"):
+        book.set("CP-BOUNDS", Tariff("EUSD", energy_price_per_wh=1_000, session_fee=500_001), by="host")
+    assert book.set("CP-BOUNDS", Tariff("EUSD", energy_price_per_wh=1_000), by="host").energy_price_per_wh == 1_000
+    assert book.get("CP-BOUNDS") == Tariff("EUSD", energy_price_per_wh=1_000)
 
 
 def test_guardian_pauses_and_only_governance_unpauses(w: World) -> None:
