@@ -600,20 +600,8 @@ def test_only_governance_sets_parameters(w: World) -> None:
 
 
 def test_fee_change_through_the_dao(w: World) -> None:
-    e, dao = w.e, Dao(w.e)
-    params = e.deployment.parameters
     target, calldata = w.hub.governance_call("setProtocolFee", 250)
-    fn = dao.governor.functions.propose([target], [0], [calldata], "Protocol fee to 2.5 %")
-    receipt = e.client.transact(fn)
-    pid = int(dao.governor.events.ProposalCreated().process_receipt(receipt, errors=DISCARD)[0]["args"]["proposalId"])
-    for seconds, step in (
-        (params["voting_delay_s"] + 1, lambda: dao.vote(pid, Support.FOR)),
-        (params["voting_period_s"] + 1, lambda: dao.queue(pid)),
-        (params["timelock_delay_s"] + 1, lambda: dao.execute(pid)),
-    ):
-        e.client.rpc("evm_increaseTime", seconds)
-        e.client.rpc("evm_mine")
-        step()
+    _through_the_dao(w, target, calldata, "Protocol fee to 2.5 %")
     assert w.hub.protocol_fee_bps() == 250
 
     charger = w.charger(HOST_A)
