@@ -35,19 +35,22 @@ from electra.chain.client import connect
 from electra.chain.deploy import deploy
 from electra.chain.devchain import DevChain
 from electra.config import load_settings
+from electra.domain.merkle import merkle_root
+from electra.domain.record import SessionRecord
 
 BATCH_SIZES = (100, 1_000, 10_000)
 BASELINE_SESSIONS = 50
 GOAL_GAS = 100
 GOAL_BATCH = 1_000
 BLOCK_GAS = 30_000_000
+ASSET = "0x5FbDB2315678afecb367f032d93F642f64180aa3"  # any address: the leaves are hashed, not checked
 BEGIN, END = "<!-- anchor:begin -->", "<!-- anchor:end -->"
 METHOD = """\
 A fresh anvil dev chain with Electra deployed; the operator (SessionAnchor's anchorer) anchors three
 consecutive batches of the session log, of 100, 1,000 and 10,000 sessions, with one `anchorSessions`
-transaction each. A batch's transaction carries only its Merkle root and its first and last sequence
-numbers, so its gas does not depend on the batch's size; the roots are 32-byte hashes (the tree is
-built off-chain, and its value changes the gas only through calldata zero bytes). Every anchoring
+transaction each. Each root is the StandardMerkleTree root (`electra.domain.merkle`) over generated
+session records of that batch. A batch's transaction carries only its root and its first and last
+sequence numbers, so its gas does not depend on the batch's size. Every anchoring
 writes two new storage slots (the root; first and last sequence number and time packed in one) and
 rewrites one (the batch count and last sequence number). The baseline, on the same chain, is
 `PerSessionHashBaseline.store` (contracts/bench/): one transaction per session that stores the
@@ -104,13 +107,22 @@ def fresh_chain() -> Iterator[Electra]:
             dev.stop()
 
 
+def _record(seq: int) -> SessionRecord:
+    """A plausible 22.5 kWh session for log entry ``seq`` (its session id is the sequence number)."""
+    started_ms = 1_790_000_000_000 + seq * 600_000
+    return SessionRecord(
+        seq, 1 + seq % 50, 1 + seq % 400, started_ms, started_ms + 2_700_000, 0, 22_500, 22_500, ASSET, 7_650_000
+    )
+
+
 def _measure(e: Electra, batch_sizes: Sequence[int], baseline_sessions: int) -> list[AnchorGasRow]:
     anchors = e.anchors
     rows = []
     first = anchors.next_seq()
     for size in batch_sizes:
         last = first + size - 1
-        _, tx = anchors.anchor_sessions(keccak(text=f"bench-anchor-root-{first}-{last}"), first, last)
+        root = merkle_root([_record(seq).leaf() for seq in range(first, last + 1)])
+        _, tx = anchors.anchor_sessions(root, first, last)
         rows.append(AnchorGasRow(f"SessionAnchor.anchorSessions, batch of {size:,}", size, tx.gas_used))
         first = last + 1
 

@@ -10,6 +10,7 @@ import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ICommissionHook} from "./ICommissionHook.sol";
+import {IDeviceObserver} from "./IDeviceObserver.sol";
 import {VehicleLedger} from "./VehicleLedger.sol";
 
 /// @title PaymentHub
@@ -22,11 +23,12 @@ import {VehicleLedger} from "./VehicleLedger.sol";
 /// treasury.
 /// @dev Settlement is what the platform pays gas for on every session, so its common path is
 /// written for gas (docs/payments.md has the budget). Per session it reads and rewrites one packed
-/// slot (the vehicle's balance and last nonce in the asset), sets one bit of a session bitmap held
-/// in memory (256 sessions per storage slot), recovers one signature and asks the ledger whether
-/// the signer is the vehicle's device. Chargers' holders are looked up once per batch and their
-/// credits added up in transient storage, so each holder costs one storage write per batch.
-contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
+/// slot (the vehicle's balance, device cache and last nonce in the asset), sets one bit of a
+/// session bitmap held in memory (256 sessions per storage slot) and recovers one signature, which
+/// it compares with the vehicle's device as cached in that slot, which VehicleLedger keeps current
+/// (`_signedByDevice`). Chargers' holders are looked up once per batch and their credits added up
+/// in transient storage, so each holder costs one storage write per batch.
+contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712, IDeviceObserver {
     using SafeERC20 for IERC20;
 
     /// @notice One session to settle, decoded from the packed batch (layout in `settleBatch`).
@@ -43,6 +45,17 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
         uint256 signatureLength;
     }
 
+    /// @notice The DAO's ceilings on the tariffs hosts may set in one asset, in its base units.
+    /// All zero: governance has published none (the platform then applies its defaults).
+    /// Tariffs are set and applied off-chain; the vehicle's signed maximum bounds what a session
+    /// can cost on-chain.
+    struct TariffBounds {
+        uint128 maxEnergyPricePerWh;
+        uint128 maxTimePricePerHour;
+        uint128 maxIdlePricePerHour;
+        uint128 maxSessionFee;
+    }
+
     /// @notice Why a session was not settled (reason code of `SettlementRejected`).
     enum Rejection {
         None,
@@ -52,7 +65,8 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
         NonceUsed,
         InvalidSignature,
         InsufficientBalance,
-        UnknownCharger
+        UnknownCharger,
+        NonceOutOfRange
     }
 
     /// @dev What a batch carries from entry to entry. The assembly of the settlement steps reads and
@@ -64,6 +78,7 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
         uint256 word; // B_WORD
         uint256 wordDirty; // B_WORD_DIRTY: 1 if `word` differs from storage
         uint256 settled; // B_SETTLED
+        uint256 cacheOn; // B_CACHE_ON: 1 if the ledger tells this hub of device changes
         uint256 chargerCount;
         uint256[] chargers; // chargers with a settled session in this batch, in order of first one
         address[] holders; // their NFT holders, looked up once per batch
@@ -77,6 +92,7 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
     uint256 private constant B_WORD = 0x60;
     uint256 private constant B_WORD_DIRTY = 0x80;
     uint256 private constant B_SETTLED = 0xa0;
+    uint256 private constant B_CACHE_ON = 0xc0;
 
     /// @notice Upper bound of the protocol fee and of any commission: 10 %.
     uint256 public constant MAX_FEE_BPS = 1_000;
@@ -88,9 +104,21 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
     uint256 public constant ENTRY_HEADER_BYTES = 98;
     uint256 private constant BPS = 10_000;
     uint256 private constant SLOT_IN_USE = 1 << 255;
-    uint256 private constant BALANCE_MASK = 0xffffffffffffffffffffffffffffffffffffffffffffffff; // 192 bits
+    // A vehicle's slot per asset: balance (96 bits) | device cache (128 bits) | last nonce (32 bits).
+    // The device cache is the low 128 bits of the vehicle's device address, or zero; see
+    // `_signedByDevice`.
+    uint256 private constant BALANCE_MASK = 0xffffffffffffffffffffffff; // 96 bits
+    uint256 private constant CACHE_SHIFT = 96;
+    uint256 private constant CACHE_MASK = 0xffffffffffffffffffffffffffffffff000000000000000000000000;
+    uint256 private constant MASK_128 = 0xffffffffffffffffffffffffffffffff;
+    uint256 private constant NONCE_SHIFT = 224;
+    uint256 private constant MAX_NONCE = 0xffffffff;
+    /// @notice Most assets the hub will ever have allowed (a device change walks them all).
+    uint256 public constant MAX_ASSETS = 16;
     uint256 private constant MASK_64 = 0xffffffffffffffff;
     uint256 private constant MASK_96 = 0xffffffffffffffffffffffff;
+    // Transient amounts (a charger's gross, a holder's net) below an index in the high 64 bits.
+    uint256 private constant AMOUNT_MASK = 0xffffffffffffffffffffffffffffffffffffffffffffffff; // 192 bits
     // secp256k1n / 2: a larger s is the malleable twin of a valid signature and is refused.
     uint256 private constant HALF_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
     // `_settleEntry`'s answer when the signature is not the device's: the owner path decides.
@@ -109,6 +137,7 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
     bytes32 private constant CHARGE_AUTHORIZATION_TYPEHASH =
         0x89bbc21931ac1da90680212b80b6cbc347d91c6e786396f524067bd7bfb5b07d;
     uint256 private constant VEHICLE_ID_OF_DEVICE = 0x7a6b0fc8; // VehicleLedger.vehicleIdOfDevice(address)
+    uint256 private constant DEVICE_OBSERVER = 0x601e74d5; // VehicleLedger.deviceObserver()
     uint256 private constant OWNER_OF = 0x6352211e; // IERC721.ownerOf(uint256)
 
     VehicleLedger private immutable _vehicles;
@@ -121,13 +150,17 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
     address private _guardian;
     mapping(address account => bool) private _settlers;
     mapping(address asset => bool) private _allowedAssets;
-    // balance in the low 192 bits, the last nonce used in the high 64 bits
+    // Every asset ever allowed, in order: the assets a vehicle can have a slot in.
+    address[] private _assets;
+    mapping(address asset => bool) private _listedAssets;
+    // balance | device cache | last nonce, packed as BALANCE_MASK, CACHE_MASK and NONCE_SHIFT say
     mapping(uint256 vehicleId => mapping(address asset => uint256)) private _accounts;
     mapping(uint256 wordIndex => uint256) private _settledSessions;
     // Earnings and fees carry SLOT_IN_USE once written, so that paying them out leaves the slot
     // non-zero and the next credit costs 2,900 gas instead of 20,000.
     mapping(address payee => mapping(address asset => uint256)) private _earnings;
     mapping(address asset => uint256) private _fees;
+    mapping(address asset => TariffBounds) private _tariffBounds;
 
     error PaymentHubZeroAddress();
     error PaymentHubZeroAmount();
@@ -144,11 +177,14 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
     error PaymentHubAuthorizationExpired(uint256 sessionId, uint256 expiry);
     error PaymentHubAmountOverLimit(uint256 sessionId, uint256 amount, uint256 maxAmount);
     error PaymentHubNonceUsed(uint256 sessionId, uint256 nonce, uint256 lastNonce);
+    error PaymentHubNonceOutOfRange(uint256 sessionId, uint256 nonce, uint256 maxNonce);
     error PaymentHubInvalidSignature(uint256 sessionId, uint256 vehicleId);
     error PaymentHubUnknownCharger(uint256 sessionId, uint256 chargerId);
     error PaymentHubLookupFailed(address target);
     error PaymentHubNotEnoughGas();
     error PaymentHubMalformedEntries(uint256 offset);
+    error PaymentHubUnauthorizedLedger(address account);
+    error PaymentHubTooManyAssets(uint256 maxAssets);
 
     event Deposited(uint256 indexed vehicleId, address indexed asset, address indexed from, uint256 amount);
     event Withdrawn(uint256 indexed vehicleId, address indexed asset, address indexed to, uint256 amount);
@@ -163,6 +199,7 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
     event GuardianChanged(address previousGuardian, address newGuardian);
     event SettlerChanged(address indexed account, bool allowed);
     event TreasuryChanged(address previousTreasury, address newTreasury);
+    event TariffBoundsChanged(address indexed asset, TariffBounds bounds);
 
     modifier onlySettler() {
         if (!_settlers[msg.sender]) revert PaymentHubUnauthorizedSettler(msg.sender);
@@ -321,7 +358,28 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
         return _decode(_singleEntry(entry));
     }
 
+    /// @notice VehicleLedger's notice that a vehicle's device changed: rewrites the device cache
+    /// in each of the vehicle's slots. Ledger only; never reverts for the ledger (a revert would
+    /// block the rotation), paused or not.
+    function vehicleDeviceChanged(uint256 vehicleId, address device) external override {
+        if (msg.sender != address(_vehicles)) revert PaymentHubUnauthorizedLedger(msg.sender);
+        uint256 cache = (uint256(uint160(device)) & MASK_128) << CACHE_SHIFT;
+        uint256 n = _assets.length;
+        for (uint256 i = 0; i < n; ++i) {
+            uint256 acct = _accounts[vehicleId][_assets[i]];
+            // An unused slot stays unused: the first deposit or settlement fills its cache.
+            if (acct != 0) _accounts[vehicleId][_assets[i]] = (acct & ~CACHE_MASK) | cache;
+        }
+    }
+
     // ---------------------------------------------------------------- governance
+
+    /// @notice Sets the ceilings of hosts' tariffs in `asset`. Governance only.
+    function setTariffBounds(address asset, TariffBounds calldata bounds) external onlyOwner {
+        if (asset == address(0)) revert PaymentHubZeroAddress();
+        _tariffBounds[asset] = bounds;
+        emit TariffBoundsChanged(asset, bounds);
+    }
 
     /// @notice Sets the protocol fee in basis points, at most MAX_FEE_BPS. Governance only.
     function setProtocolFee(uint256 feeBps) external onlyOwner {
@@ -372,7 +430,7 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
     /// @notice A vehicle's balance in an asset and the last authorization nonce it used there.
     function accountOf(uint256 vehicleId, address asset) external view returns (uint256 balance, uint64 lastNonce) {
         uint256 acct = _accounts[vehicleId][asset];
-        return (acct & BALANCE_MASK, uint64(acct >> 192));
+        return (acct & BALANCE_MASK, uint64(acct >> NONCE_SHIFT));
     }
 
     /// @notice Whether a session id has been settled.
@@ -409,6 +467,11 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
 
     function isSettler(address account) external view returns (bool) {
         return _settlers[account];
+    }
+
+    /// @notice The DAO's tariff ceilings in `asset` (all zero: none published).
+    function tariffBounds(address asset) external view returns (TariffBounds memory) {
+        return _tariffBounds[asset];
     }
 
     function isAssetAllowed(address asset) external view returns (bool) {
@@ -450,7 +513,14 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
         if (vehicleId == 0 || vehicleId > _vehicles.totalVehicles()) revert PaymentHubUnknownVehicle(vehicleId);
         uint256 acct = _accounts[vehicleId][asset];
         if ((acct & BALANCE_MASK) + amount > BALANCE_MASK) revert PaymentHubBalanceOverflow(vehicleId, asset);
-        _accounts[vehicleId][asset] = acct + amount;
+        // The balance cannot carry into the cache: checked above. A deposit also refreshes the
+        // device cache, so that the vehicle's next settlement need not ask the ledger.
+        acct += amount;
+        if (_cacheOn()) {
+            address device = _vehicles.vehicle(vehicleId).device;
+            acct = (acct & ~CACHE_MASK) | ((uint256(uint160(device)) & MASK_128) << CACHE_SHIFT);
+        }
+        _accounts[vehicleId][asset] = acct;
         emit Deposited(vehicleId, asset, msg.sender, amount);
         IERC20(asset).safeTransferFrom(msg.sender, address(this), amount);
     }
@@ -460,10 +530,24 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
         b.asset = asset;
         b.domainSeparator = _domainSeparatorV4();
         b.wordIndex = type(uint256).max; // no word held yet: session ids are below 2^64
+        if (_cacheOn()) b.cacheOn = 1;
         b.chargers = new uint256[](capacity + 1);
         b.holders = new address[](capacity + 1);
         b.feeBps = _protocolFeeBps;
         b.hook = _commissionHook;
+    }
+
+    /// @dev Whether the device cache is in use: the ledger tells this hub of every device change.
+    /// A ledger that does not (another observer, none, or one without `deviceObserver`) means
+    /// every session asks the ledger.
+    function _cacheOn() private view returns (bool on) {
+        address ledger = address(_vehicles);
+        assembly ("memory-safe") {
+            mstore(0x00, shl(224, DEVICE_OBSERVER))
+            // Arguments are evaluated right to left: the call comes before returndatasize.
+            let ok := and(gt(returndatasize(), 0x1f), staticcall(gas(), ledger, 0x00, 0x04, 0x00, 0x20))
+            on := and(ok, eq(mload(0x00), address()))
+        }
     }
 
     /// @dev Where the entry at calldata offset `p` ends; reverts if it runs past `end`.
@@ -535,7 +619,7 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
     ///  1. the session's bit in the bitmap word the batch holds in memory (flushing the previous
     ///     word when the id moves to another);
     ///  2. expiry, then amount <= maxAmount;
-    ///  3. the vehicle's packed slot (balance | last nonce << 192): the nonce must be above the last.
+    ///  3. the vehicle's packed slot: the nonce must be at most MAX_NONCE and above the last.
     /// Then `_signedByDevice` checks the signature and `_commitEntry` does the rest.
     function _settleEntry(Batch memory b, uint256 p, bool ownerSigned) private returns (uint256 why) {
         address ledger = address(_vehicles);
@@ -584,7 +668,11 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
                 mstore(0x00, mload(add(b, B_ASSET)))
                 slot := keccak256(0x00, 0x40)
                 acct := sload(slot)
-                if iszero(gt(and(w0, MASK_64), shr(192, acct))) {
+                if gt(and(w0, MASK_64), MAX_NONCE) {
+                    why := 8 // NonceOutOfRange
+                    break
+                }
+                if iszero(gt(and(w0, MASK_64), shr(NONCE_SHIFT, acct))) {
                     why := 4 // NonceUsed
                     break
                 }
@@ -592,13 +680,33 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
             }
         }
         if (why != 0) return why;
-        if (!ownerSigned && !_signedByDevice(b, p, ledger)) return NOT_BY_DEVICE;
-        return _commitEntry(b, p, bit, slot, acct);
+        uint256 cache = acct & CACHE_MASK;
+        if (!ownerSigned) {
+            bool byDevice;
+            (byDevice, cache) = _signedByDevice(b, p, ledger, cache);
+            if (!byDevice) return NOT_BY_DEVICE;
+        }
+        return _commitEntry(b, p, bit, slot, acct, cache);
     }
 
-    /// @dev Whether the entry's 65-byte signature recovers (low-s only) to the address that
-    /// VehicleLedger knows as the vehicle's device.
-    function _signedByDevice(Batch memory b, uint256 p, address ledger) private view returns (bool ok) {
+    /// @dev Whether the entry's 65-byte signature recovers (low-s only) to the vehicle's device,
+    /// and the device cache to keep in the vehicle's slot.
+    ///
+    /// The cache holds the low 128 bits of the vehicle's device address, in the vehicle's slot
+    /// that settlement reads anyway. VehicleLedger tells this hub of every device change in the
+    /// same transaction (`vehicleDeviceChanged`), which rewrites the cache, so a cached device is
+    /// always the current one. A signer that matches it is the device and the ledger is not asked:
+    /// that saves a call and a cold storage read, about 2,800 gas per session. Matching 128 bits
+    /// of a given address with another key takes about 2^128 key generations. On a miss (no
+    /// cache yet, or another signer) the ledger is asked as before and, if the signer is the
+    /// device, the cache is filled in the same slot write. Without the ledger's notices
+    /// (`_cacheOn`) every session asks the ledger.
+    function _signedByDevice(Batch memory b, uint256 p, address ledger, uint256 cache)
+        private
+        view
+        returns (bool ok, uint256 newCache)
+    {
+        newCache = cache;
         bool failed;
         assembly ("memory-safe") {
             let sig := add(p, ENTRY_HEADER_BYTES)
@@ -628,12 +736,20 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
                 pop(staticcall(gas(), 0x01, m, 0x80, 0x00, 0x20))
                 let signer := mul(mload(0x00), eq(returndatasize(), 0x20))
                 if signer {
-                    mstore(0x00, shl(224, VEHICLE_ID_OF_DEVICE))
-                    mstore(0x04, signer)
-                    // Arguments are evaluated right to left: the call comes before returndatasize.
-                    failed := iszero(and(gt(returndatasize(), 0x1f), staticcall(gas(), ledger, 0x00, 0x24, 0x00, 0x20)))
-                    // The ledger answers 0 for an address that is no device: vehicle id 0 never matches.
-                    ok := and(iszero(failed), and(eq(mload(0x00), vehicleId), iszero(iszero(vehicleId))))
+                    let fresh := shl(CACHE_SHIFT, and(signer, MASK_128))
+                    switch and(mload(add(b, B_CACHE_ON)), eq(fresh, cache))
+                    case 1 { ok := 1 }
+                    default {
+                        mstore(0x00, shl(224, VEHICLE_ID_OF_DEVICE))
+                        mstore(0x04, signer)
+                        // Arguments are evaluated right to left: the call comes before returndatasize.
+                        failed := iszero(
+                            and(gt(returndatasize(), 0x1f), staticcall(gas(), ledger, 0x00, 0x24, 0x00, 0x20))
+                        )
+                        // The ledger answers 0 for an address that is no device: vehicle id 0 never matches.
+                        ok := and(iszero(failed), and(eq(mload(0x00), vehicleId), iszero(iszero(vehicleId))))
+                        if and(ok, mload(add(b, B_CACHE_ON))) { newCache := fresh }
+                    }
                 }
             }
         }
@@ -643,7 +759,7 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
     /// @dev The steps after the signature: balance >= amount, the charger's holder (once per
     /// charger and batch), then the effects: the packed slot, the session's bit, and the charger's
     /// gross in transient storage.
-    function _commitEntry(Batch memory b, uint256 p, uint256 bit, uint256 slot, uint256 acct)
+    function _commitEntry(Batch memory b, uint256 p, uint256 bit, uint256 slot, uint256 acct, uint256 cache)
         private
         returns (uint256)
     {
@@ -665,9 +781,10 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
             credited = _addCharger(b, chargerId);
             if (credited == 0) return uint256(Rejection.UnknownCharger);
         }
-        // A charger's gross cannot reach 2^192: it is at most what the hub holds.
+        // A charger's gross cannot reach 2^192: it is at most what the hub holds. The nonce is at
+        // most MAX_NONCE (checked), so it fits its 32 bits.
         assembly ("memory-safe") {
-            sstore(slot, or(shl(192, and(w0, MASK_64)), sub(funds, amount)))
+            sstore(slot, or(or(shl(NONCE_SHIFT, and(w0, MASK_64)), cache), sub(funds, amount)))
             tstore(chargerSlot, add(credited, amount))
             mstore(add(b, B_WORD), or(mload(add(b, B_WORD)), bit))
             mstore(add(b, B_WORD_DIRTY), 1)
@@ -717,7 +834,7 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
         for (uint256 i = 0; i < b.chargerCount; ++i) {
             uint256 chargerId = b.chargers[i];
             address holder = b.holders[i];
-            uint256 chargerGross = _takeTransient(CHARGER_PREFIX | chargerId) & BALANCE_MASK;
+            uint256 chargerGross = _takeTransient(CHARGER_PREFIX | chargerId) & AMOUNT_MASK;
             uint256 feeBps = b.hook == address(0) ? b.feeBps : _commissionBps(b, chargerId, holder);
             uint256 fee = chargerGross * feeBps / BPS;
             gross += chargerGross;
@@ -738,7 +855,7 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
         }
         for (uint256 i = 0; i < payeeCount; ++i) {
             address payee = payees[i];
-            uint256 amount = _takeTransient(HOLDER_PREFIX | uint160(payee)) & BALANCE_MASK;
+            uint256 amount = _takeTransient(HOLDER_PREFIX | uint160(payee)) & AMOUNT_MASK;
             if (amount == 0) continue;
             // Amounts stay far below 2^255: they are bounded by the assets' supply.
             _earnings[payee][asset] = (_earnings[payee][asset] | SLOT_IN_USE) + amount;
@@ -859,7 +976,8 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
         if (why == Rejection.Expired) revert PaymentHubAuthorizationExpired(e.sessionId, e.expiry);
         if (why == Rejection.OverLimit) revert PaymentHubAmountOverLimit(e.sessionId, e.amount, e.maxAmount);
         uint256 acct = _accounts[e.vehicleId][asset];
-        if (why == Rejection.NonceUsed) revert PaymentHubNonceUsed(e.sessionId, e.nonce, acct >> 192);
+        if (why == Rejection.NonceUsed) revert PaymentHubNonceUsed(e.sessionId, e.nonce, acct >> NONCE_SHIFT);
+        if (why == Rejection.NonceOutOfRange) revert PaymentHubNonceOutOfRange(e.sessionId, e.nonce, MAX_NONCE);
         if (why == Rejection.InvalidSignature) revert PaymentHubInvalidSignature(e.sessionId, e.vehicleId);
         if (why == Rejection.InsufficientBalance) {
             revert PaymentHubInsufficientBalance(e.vehicleId, asset, acct & BALANCE_MASK, e.amount);
@@ -875,6 +993,11 @@ contract PaymentHub is Ownable, Pausable, ReentrancyGuardTransient, EIP712 {
 
     function _setAssetAllowed(address asset, bool allowed) private {
         if (asset == address(0)) revert PaymentHubZeroAddress();
+        if (allowed && !_listedAssets[asset]) {
+            if (_assets.length == MAX_ASSETS) revert PaymentHubTooManyAssets(MAX_ASSETS);
+            _listedAssets[asset] = true;
+            _assets.push(asset);
+        }
         _allowedAssets[asset] = allowed;
         emit AssetAllowanceChanged(asset, allowed);
     }

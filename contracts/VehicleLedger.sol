@@ -5,6 +5,7 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
+import {IDeviceObserver} from "./IDeviceObserver.sol";
 
 /// @title VehicleLedger
 /// @notice Vehicles keyed by the hash of their VIN, each with an owner and a device address (the
@@ -37,6 +38,12 @@ contract VehicleLedger is Ownable, EIP712, Nonces {
     mapping(uint256 vehicleId => Vehicle) private _vehicles;
     mapping(bytes32 vinHash => uint256 vehicleId) private _byVin;
     mapping(address device => uint256 vehicleId) private _byDevice;
+    // Told of every device change (PaymentHub, which caches devices). Set once, by the deployer
+    // or governance; governance may clear it but nobody may set it again, so an observer that
+    // sees itself here has been told of every change since it was set.
+    address private _deviceObserver;
+    bool private _deviceObserverUsed;
+    address private immutable _deployer;
 
     error VehicleLedgerInvalidVinHash();
     error VehicleLedgerZeroAddress();
@@ -46,6 +53,8 @@ contract VehicleLedger is Ownable, EIP712, Nonces {
     error VehicleLedgerInvalidSignature(address device);
     error VehicleLedgerUnknownVehicle(uint256 vehicleId);
     error VehicleLedgerNotVehicleOwner(uint256 vehicleId, address account);
+    error VehicleLedgerDeviceObserverFixed(address current);
+    error VehicleLedgerUnauthorizedAccount(address account);
 
     event VehicleRegistered(
         uint256 indexed vehicleId, bytes32 indexed vinHash, address indexed owner, address device, bool relayed
@@ -54,8 +63,11 @@ contract VehicleLedger is Ownable, EIP712, Nonces {
     event VehicleDeactivated(uint256 indexed vehicleId);
     event VehicleActivated(uint256 indexed vehicleId);
     event VehicleSuspensionChanged(uint256 indexed vehicleId, bool suspended);
+    event DeviceObserverChanged(address previousObserver, address newObserver);
 
-    constructor(address governance) Ownable(governance) EIP712("VehicleLedger", "1") {}
+    constructor(address governance) Ownable(governance) EIP712("VehicleLedger", "1") {
+        _deployer = msg.sender;
+    }
 
     /// @notice Registers a vehicle owned by the caller.
     /// @return vehicleId The new vehicle id (ids start at 1).
@@ -90,6 +102,22 @@ contract VehicleLedger is Ownable, EIP712, Nonces {
         _byDevice[newDevice] = vehicleId;
         v.device = newDevice;
         emit VehicleDeviceChanged(vehicleId, previous, newDevice);
+        address observer = _deviceObserver;
+        if (observer != address(0)) IDeviceObserver(observer).vehicleDeviceChanged(vehicleId, newDevice);
+    }
+
+    /// @notice Sets the contract told of every device change. The deployer or governance may set
+    /// it once; afterwards governance may only clear it (address zero), for good.
+    function setDeviceObserver(address observer) external {
+        if (msg.sender != owner() && msg.sender != _deployer) revert VehicleLedgerUnauthorizedAccount(msg.sender);
+        if (observer != address(0)) {
+            if (_deviceObserverUsed) revert VehicleLedgerDeviceObserverFixed(_deviceObserver);
+            _deviceObserverUsed = true;
+        } else if (msg.sender != owner()) {
+            revert VehicleLedgerUnauthorizedAccount(msg.sender);
+        }
+        emit DeviceObserverChanged(_deviceObserver, observer);
+        _deviceObserver = observer;
     }
 
     /// @notice Stops the vehicle from starting sessions. Vehicle owner only.
@@ -129,6 +157,11 @@ contract VehicleLedger is Ownable, EIP712, Nonces {
     /// @notice The vehicle id bound to a device address, or 0.
     function vehicleIdOfDevice(address device) external view returns (uint256) {
         return _byDevice[device];
+    }
+
+    /// @notice The contract told of every device change, or zero.
+    function deviceObserver() external view returns (address) {
+        return _deviceObserver;
     }
 
     /// @notice Number of vehicles ever registered; ids run from 1 to this.

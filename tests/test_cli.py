@@ -167,6 +167,8 @@ def test_dao_changes_the_reward_mint_cap_end_to_end(cli: Settings, electra: Elec
     assert ok_json(run(cli, "dao", "execute", pid, "--json"))["state"] == "executed"
     params = ok_json(run(cli, "dao", "params", "--json"))["parameters"]
     assert params[0]["name"] == "reward-mint-cap" and params[0]["value"] == str(25_000_000 * 10**18)
+    fee = next(x for x in params if x["name"] == "protocol-fee-bps")
+    assert fee["value"] == str(electra.payments.protocol_fee_bps())
     assert electra.token.reward_mint_cap() == 25_000_000 * 10**18
     assert ok_json(run(cli, "dao", "status", "--json"))["proposals"][0]["state"] == "executed"
 

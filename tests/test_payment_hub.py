@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,11 @@ from electra.chain.payments import (
 )
 from electra.config import Settings, load_settings
 from electra.domain.station import StationSpec
+from electra.domain.tariff import Tariff, TariffBounds
 from electra.domain.vehicle import vin_hash
 from electra.errors import ContractReverted, DeploymentMissing, InvalidInput
+from electra.payments.tariffs import TariffBook, governed_bounds
+from electra.store.db import make_engine, migrate
 
 OPERATOR = dev_account(0)  # deployer: settler, stablecoin minter, pause guardian
 HOST_A, HOST_B, HOST_C = dev_account(1), dev_account(2), dev_account(3)
@@ -345,12 +348,90 @@ def test_strict_settle_reverts_with_the_custom_error(w: World) -> None:
         "PaymentHubSessionAlreadySettled": w.charge(d2, v2, charger, USD, session_id=done.session_id),
         "PaymentHubInsufficientBalance": w.charge(d2, v2, charger, 21 * USD),
         "PaymentHubUnknownCharger": w.charge(d2, v2, 424_242, USD),
+        "PaymentHubNonceOutOfRange": w.charge(d2, v2, charger, USD, nonce=2**32),
     }
     for error, charge in cases.items():
         assert reverted(w.hub.settle, w.usd, charge).error == error, error
     err = reverted(w.hub.settle, w.usd, cases["PaymentHubNonceUsed"])
     assert err.error_args == {"sessionId": cases["PaymentHubNonceUsed"].session_id, "nonce": 1, "lastNonce": 1}
     assert w.hub.account(v2, w.usd) == (20 * USD, 0)
+
+
+def test_nonces_above_32_bits_are_rejected_in_a_batch(w: World) -> None:
+    charger = w.charger(HOST_A)
+    vid, device = w.vehicle(20 * USD)
+    too_big, largest = (
+        w.charge(device, vid, charger, USD, nonce=2**32),
+        w.charge(device, vid, charger, USD, nonce=2**32 - 1),
+    )
+    result = w.hub.settle_batch(w.usd, [too_big, largest])
+    assert result.rejected == {too_big.session_id: Rejection.NONCE_OUT_OF_RANGE}
+    assert w.hub.account(vid, w.usd) == (19 * USD, 2**32 - 1)
+
+
+def _set_device(w: World, vehicle_id: int, device: str, owner: LocalAccount = OWNER) -> None:
+    w.e.client.transact(w.e.vehicles.contract.functions.setDevice(vehicle_id, device), sender=owner)
+
+
+def test_a_rotated_out_device_stops_settling_at_once_despite_the_cache(w: World) -> None:
+    charger = w.charger(HOST_A)
+    vid, old = w.vehicle(20 * USD)
+    w.hub.settle(w.usd, w.charge(old, vid, charger, USD))  # the cache now holds `old`
+    new = Account.create()
+    _set_device(w, vid, new.address)
+    by_old = w.charge(old, vid, charger, USD)
+    assert reverted(w.hub.settle, w.usd, by_old).error == "PaymentHubInvalidSignature"
+    result = w.hub.settle_batch(w.usd, [by_old, w.charge(new, vid, charger, USD)])
+    assert result.rejected == {by_old.session_id: Rejection.INVALID_SIGNATURE}
+    assert len(result.settled) == 1
+    assert w.hub.account(vid, w.usd)[0] == 18 * USD
+
+
+def test_the_device_cache_follows_rotations_and_saves_the_ledger_lookup(w: World) -> None:
+    """Gas tells a cache hit (no ledger call, no cold read there) from a lookup: a hub the ledger
+    does not notify (a second hub on the same ledger) asks the ledger on every session."""
+    charger = w.charger(HOST_A)
+    vid, device = w.vehicle(20 * USD)
+    w.hub.settle(w.usd, w.charge(device, vid, charger, USD))  # warms the charger's holder and the bitmap word
+    hit = w.hub.settle(w.usd, w.charge(device, vid, charger, USD)).tx.gas_used
+    other = Account.create()
+    _set_device(w, vid, other.address)  # the ledger rewrites the hub's cache at once
+    after_rotation = w.hub.settle(w.usd, w.charge(other, vid, charger, USD)).tx.gas_used
+    assert abs(after_rotation - hit) < 100, (hit, after_rotation)
+
+    ledger = w.e.deployment.addresses["VehicleLedger"]
+    assert w.e.client.call(w.e.vehicles.contract.functions.deviceObserver()) == w.hub.address
+    hub2_addr, _ = w.e.client.deploy(
+        "PaymentHub",
+        OPERATOR.address,
+        OPERATOR.address,
+        ledger,
+        w.e.deployment.addresses["StationRegistry"],
+        OPERATOR.address,
+        OPERATOR.address,
+        PROTOCOL_FEE_BPS,  # as the deployed hub, so that only the cache differs
+        [w.usd],
+    )
+    hub2 = PaymentHubBinding(w.e.client, hub2_addr)
+    w.e.stablecoin.mint(OPERATOR.address, 20 * USD)
+    w.e.stablecoin.approve(hub2_addr, 20 * USD)
+    hub2.deposit(vid, w.usd, 20 * USD)
+    sign = [hub2.sign(other, hub2.authorization(vid, charger, w.usd, 2 * USD, nonce=n)) for n in (1, 2)]
+    hub2.settle(w.usd, SessionCharge(next(w.sessions), sign[0], USD, b"\x11" * 32))
+    lookup = hub2.settle(w.usd, SessionCharge(next(w.sessions), sign[1], USD, b"\x12" * 32)).tx.gas_used
+    assert lookup - hit > 2_000, (hit, lookup)
+    assert hub2.account(vid, w.usd) == (18 * USD, 2)
+
+
+def test_only_the_ledger_tells_the_hub_of_device_changes(w: World) -> None:
+    fn = w.hub.contract.functions.vehicleDeviceChanged(1, STRANGER.address)
+    err = reverted(w.e.client.transact, fn, sender=STRANGER)
+    assert err.error == "PaymentHubUnauthorizedLedger"
+    ledger = w.e.vehicles.contract.functions
+    err = reverted(w.e.client.transact, ledger.setDeviceObserver(STRANGER.address))  # the deployer, once only
+    assert err.error == "VehicleLedgerDeviceObserverFixed"
+    err = reverted(w.e.client.transact, ledger.setDeviceObserver("0x" + "00" * 20), sender=STRANGER)
+    assert err.error == "VehicleLedgerUnauthorizedAccount"
 
 
 def test_a_higher_nonce_voids_the_unsettled_lower_ones(w: World) -> None:
@@ -519,11 +600,19 @@ def test_only_governance_sets_parameters(w: World) -> None:
 
 
 def test_fee_change_through_the_dao(w: World) -> None:
+    target, calldata = w.hub.governance_call("setProtocolFee", 250)
+    _through_the_dao(w, target, calldata, "Protocol fee to 2.5 %")
+    assert w.hub.protocol_fee_bps() == 250
+
+    charger = w.charger(HOST_A)
+    vid, device = w.vehicle(10 * USD)
+    assert w.hub.settle_batch(w.usd, [w.charge(device, vid, charger, 4 * USD)]).fee_amount == 100_000
+
+
+def _through_the_dao(w: World, target: str, calldata: bytes, description: str) -> None:
     e, dao = w.e, Dao(w.e)
     params = e.deployment.parameters
-    target, calldata = w.hub.governance_call("setProtocolFee", 250)
-    fn = dao.governor.functions.propose([target], [0], [calldata], "Protocol fee to 2.5 %")
-    receipt = e.client.transact(fn)
+    receipt = e.client.transact(dao.governor.functions.propose([target], [0], [calldata], description))
     pid = int(dao.governor.events.ProposalCreated().process_receipt(receipt, errors=DISCARD)[0]["args"]["proposalId"])
     for seconds, step in (
         (params["voting_delay_s"] + 1, lambda: dao.vote(pid, Support.FOR)),
@@ -533,11 +622,31 @@ def test_fee_change_through_the_dao(w: World) -> None:
         e.client.rpc("evm_increaseTime", seconds)
         e.client.rpc("evm_mine")
         step()
-    assert w.hub.protocol_fee_bps() == 250
 
-    charger = w.charger(HOST_A)
-    vid, device = w.vehicle(10 * USD)
-    assert w.hub.settle_batch(w.usd, [w.charge(device, vid, charger, 4 * USD)]).fee_amount == 100_000
+
+def test_tariff_bounds_through_the_dao_bind_hosts_tariffs(w: World, tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/electra.db")
+    migrate(engine)
+    assets = {"EUSD": w.usd, "ELC": w.elc}
+    book = TariffBook(engine, governed_bounds(w.hub.tariff_bounds, assets))
+    # Before governance publishes any, the platform's defaults apply: at most 2.00 EUSD per kWh.
+    assert w.hub.tariff_bounds(w.elc) is None
+    book.set("CP-BOUNDS", Tariff("ELC", energy_price_per_wh=10**15), by="host")
+    with pytest.raises(InvalidInput, match="energy"):
+        book.set("CP-BOUNDS", Tariff("EUSD", energy_price_per_wh=2_001), by="host")
+
+    published = TariffBounds(1_000, 10_000_000, 20_000_000, 500_000)  # 1.00 EUSD per kWh at most
+    target, calldata = w.hub.governance_call("setTariffBounds", w.usd, tuple(astuple(published)))
+    err = reverted(w.e.client.transact, w.hub.contract.functions.setTariffBounds(w.usd, astuple(published)))
+    assert err.error == "OwnableUnauthorizedAccount"
+    _through_the_dao(w, target, calldata, "EUSD tariffs: at most 1.00 per kWh")
+    assert w.hub.tariff_bounds(w.usd) == published
+    with pytest.raises(InvalidInput, match="energy"):
+        book.set("CP-BOUNDS", Tariff("EUSD", energy_price_per_wh=1_001), by="host")
+    with pytest.raises(InvalidInput, match="session"):
+        book.set("CP-BOUNDS", Tariff("EUSD", energy_price_per_wh=1_000, session_fee=500_001), by="host")
+    assert book.set("CP-BOUNDS", Tariff("EUSD", energy_price_per_wh=1_000), by="host").energy_price_per_wh == 1_000
+    assert book.get("CP-BOUNDS") == Tariff("EUSD", energy_price_per_wh=1_000)
 
 
 def test_guardian_pauses_and_only_governance_unpauses(w: World) -> None:

@@ -154,6 +154,12 @@ def _deploy_fresh(client: ChainClient, settings: Settings) -> Deployment:
         "VehicleLedger": ledger_addr,
     }
     payments = _deploy_payments(client, addresses)
+    # The ledger tells the hub of every device change, so the hub may cache devices (saves about
+    # 2,800 gas per settled session). Only a ledger deployed here can take it: an older ledger
+    # (`_add_missing`) leaves the hub asking the ledger on every session.
+    ledger = client.contract("VehicleLedger", ledger_addr)
+    r = client.transact(ledger.functions.setDeviceObserver(payments.addresses["PaymentHub"]))
+    gas["VehicleLedger.setDeviceObserver"] = int(r["gasUsed"])
     anchors = _deploy_anchors(client, addresses)
     return Deployment(
         chain_id=client.chain_id,

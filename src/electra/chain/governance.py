@@ -63,6 +63,14 @@ PARAMETERS: dict[str, Parameter] = {
             "ELC base units",
             "cumulative cap on ELC minted as usage-mining rewards",
         ),
+        Parameter(
+            "protocol-fee-bps",
+            "PaymentHub",
+            "setProtocolFee",
+            "protocolFeeBps",
+            "basis points",
+            "protocol fee on settled sessions, to the treasury (at most 1,000)",
+        ),
     )
 }
 

@@ -22,11 +22,15 @@ from web3.types import TxReceipt
 from electra.chain import eip712
 from electra.chain.bindings import TxResult
 from electra.chain.client import GAS_FLAT_HEADROOM, GAS_HEADROOM, RECEIPT_TIMEOUT_S, ChainClient
+from electra.domain.tariff import TariffBounds
 from electra.errors import InvalidInput, TransactionFailed
 
 # A session's authorization has to outlive the session and the next settlement run.
 AUTHORIZATION_LIFETIME_S = 24 * 3600
 MAX_UINT64 = 2**64 - 1
+# The packed entry carries 64 bits of nonce; PaymentHub settles nonces up to 2^32 - 1 only (its
+# slot keeps the last one in 32 bits) and rejects larger ones with NonceOutOfRange.
+MAX_NONCE = 2**32 - 1
 
 
 class Rejection(IntEnum):
@@ -40,6 +44,7 @@ class Rejection(IntEnum):
     INVALID_SIGNATURE = 5
     INSUFFICIENT_BALANCE = 6
     UNKNOWN_CHARGER = 7
+    NONCE_OUT_OF_RANGE = 8
 
 
 @dataclass(frozen=True)
@@ -397,6 +402,11 @@ class PaymentHubBinding:
     def is_settler(self, account: str) -> bool:
         return bool(self.client.call(self.contract.functions.isSettler(account)))
 
+    def tariff_bounds(self, asset: str) -> TariffBounds | None:
+        """The DAO's ceilings on hosts' tariffs in ``asset``, or None if governance published none."""
+        values = [int(v) for v in self.client.call(self.contract.functions.tariffBounds(asset))]
+        return TariffBounds(*values) if any(values) else None
+
     def is_asset_allowed(self, asset: str) -> bool:
         return bool(self.client.call(self.contract.functions.isAssetAllowed(asset)))
 
@@ -406,7 +416,8 @@ class PaymentHubBinding:
     def governance_call(self, setter: str, *args: Any) -> tuple[str, bytes]:
         """(target, calldata) of a governed setter, for a proposal through the governor and timelock.
 
-        Setters: setProtocolFee(bps), setAssetAllowed(asset, allowed), setCommissionHook(hook),
+        Setters: setProtocolFee(bps), setTariffBounds(asset, (maxEnergyPricePerWh, maxTimePricePerHour,
+        maxIdlePricePerHour, maxSessionFee)), setAssetAllowed(asset, allowed), setCommissionHook(hook),
         setGuardian(guardian), setSettler(account, allowed), setTreasury(treasury), unpause().
         """
         if setter not in GOVERNED_SETTERS:
@@ -431,6 +442,7 @@ class PaymentHubBinding:
 
 GOVERNED_SETTERS = (
     "setProtocolFee",
+    "setTariffBounds",
     "setAssetAllowed",
     "setCommissionHook",
     "setGuardian",

@@ -31,17 +31,17 @@ from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
-from web3.exceptions import TransactionNotFound, Web3Exception
+from web3.exceptions import Web3Exception
 from web3.logs import DISCARD
 
 from electra.chain.payments import PaymentHubBinding, Rejection, SessionCharge
+from electra.chain.txsender import TxSender
 from electra.errors import ChainError, ElectraError
 from electra.payments.authorizations import AuthorizationBook
 from electra.payments.billing import BATCHED, PENDING, REJECTED, SETTLED, Biller
 from electra.store.models import SettlementBatchRecord, SettlementRecord, WalletEventRecord
 
 LOG = logging.getLogger("electra.settlement")
-GAS_HEADROOM = 1.25
 
 
 @dataclass
@@ -76,6 +76,7 @@ class SettlementWorker:
         self.assets = assets
         self.owner_of = owner_of
         self.settler = settler or hub.client.account
+        self.sender = TxSender(self.client, self.settler)
         self.max_batch = max_batch
         self.max_age_s = max_age_s
         self.clock = clock
@@ -110,18 +111,11 @@ class SettlementWorker:
                 select(SettlementBatchRecord).where(SettlementBatchRecord.status == "signed")
             ).all()
         for batch in open_batches:
-            receipt = self._receipt(batch.tx_hash)
+            with self.sender.lock:
+                receipt = self.sender.resolve(batch.tx_hash, batch.sender_nonce, batch.raw_tx)
             if receipt is None:
-                chain_nonce = int(self.client.w3.eth.get_transaction_count(self.settler.address, "latest"))
-                if batch.sender_nonce is not None and chain_nonce > batch.sender_nonce:
-                    receipt = self._receipt(batch.tx_hash)  # mined between the two reads?
-                    if receipt is None:
-                        self._abandon(batch.id, "its nonce was used by another transaction")
-                        continue
-                else:
-                    LOG.info("batch %s: sending its signed transaction again", batch.id)
-                    self._broadcast(batch.raw_tx or "")
-                    receipt = self._wait(batch.tx_hash)
+                self._abandon(batch.id, "its nonce was used by another transaction")
+                continue
             self._record(batch.id, receipt, report)
             report.recovered += 1
 
@@ -146,8 +140,9 @@ class SettlementWorker:
             if auth is None:  # the biller only leaves rows pending with an authorization
                 raise ElectraError(f"session {r.session_id} is pending without an authorization")
             charges.append(SessionCharge(r.session_id, auth.signed, int(r.amount), bytes(HexBytes(r.record_hash))))
-        batch_id, tx_hash = self._sign_and_record(asset, charges)
-        self._broadcast_recorded(batch_id)
+        with self.sender.lock:
+            batch_id, tx_hash = self._sign_and_record(asset, charges)
+            self._broadcast_recorded(batch_id)
         receipt = self._wait(tx_hash)
         self._record(batch_id, receipt, report)
         report.batches += 1
@@ -156,19 +151,15 @@ class SettlementWorker:
     def _sign_and_record(self, asset: str, charges: list[SessionCharge]) -> tuple[int, str]:
         address = self.assets[asset]
         entries = b"".join(c.pack() for c in charges)
-        fn = self.hub.contract.functions.settleBatch(address, entries)
-        nonce = int(self.client.w3.eth.get_transaction_count(self.settler.address, "pending"))
-        tx = fn.build_transaction({"from": self.settler.address, "chainId": self.client.chain_id, "nonce": nonce})
-        tx["gas"] = int(tx["gas"] * GAS_HEADROOM) + 50_000
-        signed = self.settler.sign_transaction(tx)
-        tx_hash = "0x" + bytes(signed.hash).hex()
+        signed = self.sender.sign(self.hub.contract.functions.settleBatch(address, entries))
+        tx_hash = signed.tx_hash
         now = self._now_ms()
         with Session(self.engine) as s, s.begin():
             batch = SettlementBatchRecord(
                 status="signed",
                 tx_hash=tx_hash,
-                raw_tx="0x" + bytes(signed.raw_transaction).hex(),
-                sender_nonce=nonce,
+                raw_tx=signed.raw,
+                sender_nonce=signed.nonce,
                 entries=len(charges),
                 created_at_ms=now,
                 updated_at_ms=now,
@@ -189,30 +180,10 @@ class SettlementWorker:
         with Session(self.engine) as s:
             raw = s.get(SettlementBatchRecord, batch_id)
             assert raw is not None
-            self._broadcast(raw.raw_tx or "")
+            self.sender.broadcast(raw.raw_tx or "")
 
-    # -- chain helpers ---------------------------------------------------------------------------
-
-    def _broadcast(self, raw_tx: str) -> None:
-        try:
-            self.client.w3.eth.send_raw_transaction(HexBytes(raw_tx))
-        except ValueError as exc:  # web3 reports JSON-RPC errors as ValueError
-            text = str(exc).lower()
-            if "already known" in text or "already imported" in text or "nonce too low" in text:
-                return  # the node has it, or it was mined: the receipt says which
-            raise ChainError(f"sending the settlement transaction failed: {exc}") from exc
-
-    def _receipt(self, tx_hash: str | None) -> Any | None:
-        if not tx_hash:
-            return None
-        try:
-            return self.client.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
-        except TransactionNotFound:
-            return None
-
-    def _wait(self, tx_hash: str | None) -> Any:
-        assert tx_hash is not None
-        return self.client.w3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), timeout=120, poll_latency=0.05)
+    def _wait(self, tx_hash: str) -> Any:
+        return self.sender.wait(tx_hash)
 
     # -- outcomes --------------------------------------------------------------------------------
 

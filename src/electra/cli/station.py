@@ -245,10 +245,13 @@ def tariff(
 ) -> None:
     """Shows a charger's tariff, or (with --per-kwh) sets it within the DAO's bounds."""
     from electra.domain.tariff import Tariff
-    from electra.payments.tariffs import TariffBook
+    from electra.payments.tariffs import TariffBook, governed_bounds
 
     book = TariffBook(common.store_engine())
     if per_kwh is not None:
+        e = common.electra()
+        assets = {"EUSD": e.stablecoin.address, "ELC": e.token.address}
+        book.bounds = governed_bounds(e.payments.tariff_bounds, assets)
         decimals = {"EUSD": 6, "ELC": 18}.get(asset.upper())
         if decimals is None:
             raise InvalidInput(f"asset {asset}", "use EUSD or ELC")
@@ -265,7 +268,7 @@ def tariff(
                 idle_grace_min * 60,
                 _units(session_fee, decimals),
             ),
-            by=common.electra().client.account.address,
+            by=e.client.account.address,
         )
     t = book.get(charger_id)
     data = {"charger_id": charger_id, **t.__dict__}

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from electra.chain.payments import ChargeAuthorization, PaymentHubBinding, SignedAuthorization
+from electra.chain.payments import MAX_NONCE, ChargeAuthorization, PaymentHubBinding, SignedAuthorization
 from electra.errors import InvalidInput
 from electra.store.models import ChargeAuthorizationRecord
 
@@ -66,6 +66,11 @@ class AuthorizationBook:
             raise InvalidInput("the authorization allows nothing (max amount 0)", "authorize a positive maximum")
         if not self.hub.is_asset_allowed(a.asset):
             raise InvalidInput(f"asset {a.asset} is not allowed by PaymentHub", "authorize EUSD or ELC")
+        if a.nonce > MAX_NONCE:
+            raise InvalidInput(
+                f"nonce {a.nonce} is above {MAX_NONCE}, the largest PaymentHub accepts",
+                "count nonces up from the vehicle's last one",
+            )
         last_nonce = self.hub.account(a.vehicle_id, a.asset)[1]
         if a.nonce <= last_nonce:
             raise InvalidInput(

@@ -15,7 +15,7 @@ from electra.chain.settlement import SettlementWorker
 from electra.payments.authorizations import AuthorizationBook
 from electra.payments.billing import Biller, PaymentGate
 from electra.payments.events import EventBus
-from electra.payments.tariffs import LeaseBook, TariffBook
+from electra.payments.tariffs import LeaseBook, TariffBook, governed_bounds
 from electra.payments.wallet import WalletService
 
 ERC1271_ABI = [
@@ -73,7 +73,7 @@ def payments_for(
         except Exception:  # noqa: BLE001 - a wallet that reverts did not sign
             return False
 
-    tariffs = TariffBook(engine, clock=clock)
+    tariffs = TariffBook(engine, governed_bounds(hub.tariff_bounds, assets), clock=clock)
     leases = LeaseBook(engine, clock=clock)
     authorizations = AuthorizationBook(engine, hub, vehicle_keys, clock=clock, erc1271=erc1271)
     gate = PaymentGate(authorizations, leases, hub, token_id_of)

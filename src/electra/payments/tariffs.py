@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, select
@@ -25,7 +25,8 @@ from electra.domain.tariff import Tariff, TariffBounds
 from electra.errors import InvalidInput
 from electra.store.models import LeaseRecord, TariffRecord
 
-# Until the DAO publishes bounds on-chain these apply, per asset symbol (base units).
+# Until the DAO publishes bounds on-chain (PaymentHub.setTariffBounds) these apply, per asset symbol
+# (base units).
 DEFAULT_BOUNDS: dict[str, TariffBounds] = {
     # ElectraUSD, 6 decimals: at most 2.00 per kWh, 30.00 per hour, 60.00 idle per hour, 10.00 per session
     "EUSD": TariffBounds(2_000, 30_000_000, 60_000_000, 10_000_000),
@@ -103,6 +104,20 @@ class Lease:
         if self.windows and not any(w.contains(at_ms) for w in self.windows):
             return False, "the charger is outside its public hours (" + ", ".join(w.text() for w in self.windows) + ")"
         return True, ""
+
+
+def governed_bounds(
+    published: Callable[[str], TariffBounds | None], assets: Mapping[str, str]
+) -> Callable[[str], TariffBounds | None]:
+    """Tariff bounds by asset symbol: what governance published on-chain for the asset's address
+    (``published``, e.g. ``PaymentHubBinding.tariff_bounds``), else :data:`DEFAULT_BOUNDS`."""
+
+    def bounds(symbol: str) -> TariffBounds | None:
+        address = assets.get(symbol)
+        on_chain = published(address) if address is not None else None
+        return on_chain if on_chain is not None else DEFAULT_BOUNDS.get(symbol)
+
+    return bounds
 
 
 class TariffBook:
