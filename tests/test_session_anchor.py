@@ -229,7 +229,7 @@ def test_a_worker_signs_first_and_recognises_its_batch(electra: Electra, anchors
     signed = anchors.sign_anchor(root(0), 1, 50)
     assert signed.nonce == w3.eth.get_transaction_count(OPERATOR.address, "pending")
     assert anchors.anchor_count() == 0, "signing sends nothing"
-    tx_hash = w3.eth.send_raw_transaction(HexBytes(signed.raw_tx))
+    tx_hash = w3.eth.send_raw_transaction(HexBytes(signed.raw))
     assert "0x" + bytes(tx_hash).hex() == signed.tx_hash
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
     assert bytes(w3.eth.get_transaction(tx_hash)["input"]) == anchors.anchor_calldata(root(0), 1, 50)

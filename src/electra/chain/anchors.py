@@ -4,7 +4,7 @@ A batch is the run of session-log sequence numbers ``first_seq..last_seq`` (both
 is an OpenZeppelin StandardMerkleTree root over the sessions' leaves (docs/formats.md). Batches are
 contiguous from 1, so sending a batch twice reverts with ``SessionAnchorAlreadyAnchored(batchIndex)``:
 :func:`already_anchored` tells a worker that its batch is done. For a worker that signs first and
-sends later (like the settlement worker), :meth:`SessionAnchorBinding.sign_anchor` gives the signed
+sends later (:mod:`electra.chain.txsender`), :meth:`SessionAnchorBinding.sign_anchor` gives the signed
 bytes, hash and nonce, and :meth:`SessionAnchorBinding.anchored_in` reads the outcome from a receipt.
 The contract's rules are in docs/contracts.md#sessionanchor.
 """
@@ -24,8 +24,8 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from electra.chain.bindings import TxResult
-from electra.chain.client import GAS_FLAT_HEADROOM, GAS_HEADROOM, ChainClient, decode_revert
-from electra.chain.keys import refuse_dev_key_off_anvil
+from electra.chain.client import ChainClient, decode_revert
+from electra.chain.txsender import SignedTx, TxSender
 from electra.errors import ContractReverted, InvalidInput
 
 FIRST_SEQ = 1  # SessionAnchor.FIRST_SEQ: the first batch starts here
@@ -60,16 +60,6 @@ class AnchorEvent:
     last_seq: int
     block_number: int
     tx_hash: str
-
-
-@dataclass(frozen=True)
-class SignedAnchor:
-    """An anchoring transaction signed but not yet sent: what a worker records before sending."""
-
-    raw_tx: str  # 0x-prefixed hex of the signed transaction
-    tx_hash: str
-    nonce: int
-    sender: str
 
 
 def already_anchored(exc: ContractReverted) -> int | None:
@@ -155,30 +145,17 @@ class SessionAnchorBinding:
             receipt = self.client.transact(self.anchor_call(root, first_seq, last_seq), sender=sender)
         return self.anchored_in(receipt).index, TxResult.of(receipt)
 
-    def sign_anchor(
-        self,
-        root: Bytes32,
-        first_seq: int,
-        last_seq: int,
-        sender: LocalAccount | None = None,
-        nonce: int | None = None,
-    ) -> SignedAnchor:
-        """Estimates and signs an anchoring transaction without sending it (the sender's next pending
-        nonce unless given). The estimate runs the contract's checks, so a batch anchored already
-        raises ContractReverted(SessionAnchorAlreadyAnchored) here, before anything is signed."""
-        account = sender or self.client.account
-        refuse_dev_key_off_anvil(account, self.client.chain_id)
-        if nonce is None:
-            nonce = int(self.client.w3.eth.get_transaction_count(account.address, "pending"))
-        params: Any = {"from": account.address, "chainId": self.client.chain_id, "nonce": nonce}
+    def sign_anchor(self, root: Bytes32, first_seq: int, last_seq: int, sender: TxSender | None = None) -> SignedTx:
+        """Signs an anchoring transaction with ``sender`` (the operator by default) without sending it,
+        for a worker that records it first (:mod:`electra.chain.txsender`). The gas estimate runs the
+        contract's checks, so a batch anchored already raises
+        ContractReverted(SessionAnchorAlreadyAnchored) here, before anything is signed."""
+        sender = sender or TxSender(self.client, self.client.account)
         with _explained():
             try:
-                tx: Any = self.anchor_call(root, first_seq, last_seq).build_transaction(params)
+                return sender.sign(self.anchor_call(root, first_seq, last_seq))
             except ContractLogicError as exc:
                 raise decode_revert(exc.data if isinstance(exc.data, str) else None) from exc
-        tx["gas"] = int(tx["gas"] * GAS_HEADROOM) + GAS_FLAT_HEADROOM
-        signed = account.sign_transaction(tx)
-        return SignedAnchor(_hex(signed.raw_transaction), _hex(signed.hash), nonce, account.address)
 
     def anchored_in(self, receipt: TxReceipt) -> AnchorEvent:
         """The batch a mined anchoring transaction anchored."""
