@@ -286,3 +286,100 @@ class BalanceAlertRecord(Base):
     firing: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     last_balance: Mapped[str | None] = mapped_column(String(80), nullable=True)
     updated_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+# -- session log ----------------------------------------------------------------------------------
+# The tamper-evident log (electra.domain.session_log, docs/formats.md). Hashes are 0x-prefixed
+# lower-case hex, like every hash in this schema; an event's payload is the exact canonical ASCII
+# that was hashed.
+
+
+class LogEventRecord(Base):
+    """One event of a charger's hash chain. ``id`` is its global position in the log."""
+
+    __tablename__ = "session_log_events"
+    __table_args__ = (
+        UniqueConstraint("charger_id", "chain_index", name="uq_session_log_chain"),
+        # Idempotency: an event is logged once. Keyed by session first, so new keys land at the
+        # index's recent end instead of at random (a unique index on the digest alone made
+        # ingest three times slower).
+        UniqueConstraint("session_id", "digest", name="uq_session_log_event"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    charger_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    chain_index: Mapped[int] = mapped_column(BigInteger, nullable=False)  # 1, 2, 3, ... per charger
+    type: Mapped[str] = mapped_column(String(32), nullable=False)
+    session_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    payload: Mapped[str] = mapped_column(Text, nullable=False)  # canonical JSON
+    digest: Mapped[str] = mapped_column(String(66), nullable=False)  # keccak256(payload)
+    prev_hash: Mapped[str] = mapped_column(String(66), nullable=False)
+    hash: Mapped[str] = mapped_column(String(66), nullable=False)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class LogHeadRecord(Base):
+    """The last event of each charger's chain; appends lock this row, so a chain never forks."""
+
+    __tablename__ = "session_log_heads"
+
+    charger_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_index: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    last_hash: Mapped[str] = mapped_column(String(66), nullable=False)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class LogCounterRecord(Base):
+    """Counters taken under a row lock: ``record_seq`` (the last record's seq, so seqs have no
+    gaps) and ``anchor_batch`` (held while a batch is built, so batches never overlap)."""
+
+    __tablename__ = "session_log_counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class SessionLogRecord(Base):
+    """A finished session's record (the leaf values of electra.domain.record, in columns), with its
+    global sequence number, its leaf, the hash of the session.recorded event that logged it and the
+    anchor batch it went into."""
+
+    __tablename__ = "session_log_records"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    session_id: Mapped[int] = mapped_column(BigInteger, nullable=False, unique=True)
+    charger_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    charger_token_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    vehicle_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    started_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    stopped_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    meter_start_wh: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    meter_stop_wh: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    energy_wh: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    asset: Mapped[str] = mapped_column(String(42), nullable=False)
+    amount: Mapped[str] = mapped_column(String(80), nullable=False)  # uint256 as decimal text
+    leaf: Mapped[str] = mapped_column(String(66), nullable=False)
+    event_hash: Mapped[str] = mapped_column(String(66), nullable=False)
+    batch_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class AnchorBatchRecord(Base):
+    """Consecutive records as one Merkle tree. Stored with its root (status ``built``) before its
+    transaction is sent; the signed transaction is stored before sending (``submitted``), so an
+    anchoring worker that crashes sends the same bytes again or finds them mined (``anchored``)."""
+
+    __tablename__ = "anchor_batches"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    first_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, unique=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, unique=True)
+    count: Mapped[int] = mapped_column(Integer, nullable=False)
+    root: Mapped[str] = mapped_column(String(66), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)  # built | submitted | anchored
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True, unique=True)
+    raw_tx: Mapped[str | None] = mapped_column(Text, nullable=True)
+    nonce: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
