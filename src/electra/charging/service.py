@@ -6,13 +6,19 @@ both versions. Every decision about a session is the pure state machine's
 from the store when it is not in memory (after a restart), and persists every change through the
 group-commit writer before the gateway answers the charger. A retransmitted or replayed message
 finds the session already there and changes nothing.
+
+Each session's lifecycle (started, every accepted meter value, stopped) is also logged in its
+charger's hash chain (:mod:`electra.store.session_log`), in the same group commit as the change
+itself: one log append per commit batch, whatever the number of messages in it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -32,6 +38,7 @@ from electra.domain.session import (
     Started,
     Stopped,
 )
+from electra.domain.session_log import EventType, LogEvent, printable
 from electra.errors import InvalidInput
 from electra.ocpp.meter import RegisterReading
 from electra.store.models import (
@@ -43,6 +50,7 @@ from electra.store.models import (
     TransactionEventSeen,
 )
 from electra.store.prepared import Prepared, insert_rows, upsert_rows
+from electra.store.session_log import SessionLog
 from electra.store.writer import GroupCommitWriter
 
 LOG = logging.getLogger("electra.sessions")
@@ -188,6 +196,7 @@ class SessionService:
         tokens: TokenRegistry,
         clock: Callable[[], float] = time.time,
         token_ttl_s: float = 5.0,
+        log_events: bool = True,
     ) -> None:
         self.engine = engine
         self.writer = writer
@@ -205,6 +214,13 @@ class SessionService:
         # Payment admission (electra.payments.billing.PaymentGate.check): (charger, vehicle id,
         # time ms) -> a decision with .ok, .status, .reason and .authorization_id. None: no payments.
         self.gate: Callable[[str, int | None, int], Any] | None = None
+        # The session log (None: not logged). Meter values and stops are buffered and appended by
+        # one writer call per commit batch (_log); the lock guards the buffer, which the event
+        # loop fills while the writer's thread takes it.
+        self.log = SessionLog(engine, clock=clock) if log_events else None
+        self._log_lock = threading.Lock()
+        self._log_buffer: list[LogEvent] | None = None
+        self._log_flushed: asyncio.Future[object] | None = None
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -323,6 +339,15 @@ class SessionService:
                 METER_VALUE_ROWS.run(
                     conn, _reading_row(db_id, RegisterReading(timestamp_ms, meter_start_wh, "Transaction.Begin"))
                 )
+            if self.log is not None:  # here, not buffered: the row id is known only now
+                data = {
+                    "connector_id": connector_id,
+                    "meter_start_wh": meter_start_wh,
+                    "token_status": printable(token.status, 16),
+                    "transaction_uid": printable(final_uid, 64),
+                    "vehicle_id": token.vehicle_id,
+                }
+                self.log.append_in(conn, [LogEvent(charger_id, EventType.STARTED, int(db_id), timestamp_ms, data)])
             return int(db_id), final_uid, token.status, False
 
         db_id, final_uid, token_status, duplicate = await self.writer.call(open_session)
@@ -367,6 +392,7 @@ class SessionService:
         writes = self._signature_writes()
         if rows:
             writes.append(self.writer.rows(METER_VALUES, rows, ignore_conflicts=True))
+            writes.extend(self._log(_meter_events(t.charger_id, rows)))
         if self._flags(t) != flags_before or t.start_dirty:
             writes.append(self._flags_update(t))
             t.start_dirty = False
@@ -402,6 +428,7 @@ class SessionService:
         stop_wh = meter_stop_wh if meter_stop_wh is not None else t.state.readings[-1].register_wh
         applied = t.state.apply(Stopped(timestamp_ms, stop_wh, reason or "Local"))
         t.state = applied.session
+        events = _meter_events(t.charger_id, rows)
         if rows:
             writes.append(self.writer.rows(METER_VALUES, rows, ignore_conflicts=True))
         if applied.outcome is Outcome.APPLIED:
@@ -412,6 +439,16 @@ class SessionService:
                     ignore_conflicts=True,
                 )
             )
+            done = t.state
+            data = {
+                "billable_wh": done.billable_energy_wh,
+                "energy_wh": done.energy_wh,
+                "flags": ",".join(sorted(f.value for f in done.flags)),
+                "meter_stop_wh": stop_wh,
+                "reason": printable(done.stop_reason or "", 32),
+            }
+            events.append(LogEvent(charger_id, EventType.STOPPED, t.db_id, timestamp_ms, data))
+        writes.extend(self._log(events))
         if applied.outcome is not Outcome.DUPLICATE:
             writes.append(self._flags_update(t))
         if seq_no is not None:
@@ -431,6 +468,30 @@ class SessionService:
             await self._seq_write(t, seq_no, event_type)
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _log(self, events: list[LogEvent]) -> list[asyncio.Future[object]]:
+        """Queues events for the session log: into the buffer of the writer call already queued,
+        or a new one. The returned future resolves when they are committed."""
+        if self.log is None or not events:
+            return []
+        with self._log_lock:
+            if self._log_buffer is None or self._log_flushed is None or self._log_flushed.done():
+                buffer: list[LogEvent] = []
+                self._log_buffer = buffer
+                self._log_flushed = self.writer.call(functools.partial(self._flush_log, buffer))
+            self._log_buffer.extend(events)
+            return [self._log_flushed]
+
+    def _flush_log(self, buffer: list[LogEvent], conn: Connection) -> None:
+        # Runs in the writer's thread, inside the commit batch; closes the buffer first so that
+        # later events open the next one. May run twice (a failed batch is retried write by
+        # write): the log skips events it already holds.
+        with self._log_lock:
+            if self._log_buffer is buffer:
+                self._log_buffer = None
+            events = list(buffer)
+        assert self.log is not None
+        self.log.append_in(conn, events)
 
     def _apply_readings(self, t: Tracked, readings: list[RegisterReading]) -> list[dict[str, object]]:
         rows: list[dict[str, object]] = []
@@ -552,6 +613,16 @@ def load_tracked(engine: Engine, charger_id: str, uid: str) -> Tracked | None:
 def load_session(engine: Engine, charger_id: str, uid: str) -> ChargingSession | None:
     t = load_tracked(engine, charger_id, uid)
     return t.state if t is not None else None
+
+
+def _meter_events(charger_id: str, rows: list[dict[str, object]]) -> list[LogEvent]:
+    """The session log's events for accepted meter readings (rows as :func:`_reading_row` makes them)."""
+    events = []
+    for r in rows:
+        session_id, at_ms, register_wh = r["session_id"], r["timestamp_ms"], r["register_wh"]
+        assert isinstance(session_id, int) and isinstance(at_ms, int) and isinstance(register_wh, int)
+        events.append(LogEvent(charger_id, EventType.METER_VALUE, session_id, at_ms, {"register_wh": register_wh}))
+    return events
 
 
 def _reading_row(session_id: int, r: RegisterReading) -> dict[str, object]:

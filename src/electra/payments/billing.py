@@ -9,7 +9,9 @@ At the end (:class:`Biller`) a completed session becomes one row of the settleme
 tariff applied to the metered usage, the authorization that pays for it and the hash of its record.
 The sessions table is the outbox's source: the biller picks up every completed session that has no
 settlement row yet, so a crash between a session's completion and its bill loses nothing, and the
-row's primary key (the session id) makes billing a session twice impossible.
+row's primary key (the session id) makes billing a session twice impossible. The same transaction
+logs the session's record in the tamper-evident session log (:mod:`electra.store.session_log`), so
+every billed session gets a sequence number and its record can be anchored and proved later.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from electra.errors import InvalidInput
 from electra.payments.authorizations import AuthorizationBook
 from electra.payments.tariffs import LeaseBook, TariffBook
 from electra.store.models import SessionRecord, SettlementRecord
+from electra.store.session_log import SessionLog
 
 LOG = logging.getLogger("electra.billing")
 
@@ -93,6 +96,7 @@ class Biller:
         assets: dict[str, str],
         token_id_of: Callable[[str], int],
         clock: Callable[[], float] = time.time,
+        log: SessionLog | None = None,
     ) -> None:
         """``assets`` maps a tariff's asset symbol to the token's address."""
         self.engine = engine
@@ -101,6 +105,7 @@ class Biller:
         self.assets = assets
         self.token_id_of = token_id_of
         self.clock = clock
+        self.log = log or SessionLog(engine, clock=clock)
 
     def sweep(self, limit: int = 500) -> int:
         """Bills completed sessions that have no settlement row yet. Returns how many it billed."""
@@ -114,16 +119,21 @@ class Biller:
             ).all()
         billed = 0
         for row in rows:
-            bill = self.bill(row)
+            bill, record = self.bill(row)
             try:
                 with Session(self.engine) as s, s.begin():
                     s.add(bill)
+                    # Every completed session passes here, settled on-chain or not (a driver's
+                    # token, a flagged meter, no authorization: status manual), so each gets its
+                    # record logged with a seq, in the transaction of its bill: both or neither.
+                    self.log.append_record(s.connection(), record, row.charger_id, at_ms=bill.created_at_ms)
                 billed += 1
             except IntegrityError:
                 LOG.info("session %s was billed by another worker", row.id)
         return billed
 
-    def bill(self, row: SessionRecord) -> SettlementRecord:
+    def bill(self, row: SessionRecord) -> tuple[SettlementRecord, RecordLeaf]:
+        """The settlement row of a completed session, and the record whose leaf is its recordHash."""
         from electra.charging.service import load_session
 
         now = int(self.clock() * 1000)
@@ -164,7 +174,7 @@ class Biller:
             amount=amount,
         )
         breakdown["record"] = [str(v) for v in leaf.values()]
-        return SettlementRecord(
+        settlement = SettlementRecord(
             session_id=row.id,
             authorization_id=auth.id if auth is not None else None,
             vehicle_id=row.vehicle_id,
@@ -178,3 +188,4 @@ class Biller:
             created_at_ms=now,
             updated_at_ms=now,
         )
+        return settlement, leaf
