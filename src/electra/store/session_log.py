@@ -417,6 +417,21 @@ class SessionLog:
     def mark_anchored(self, batch_id: int, block_number: int) -> None:
         self._set_batch(batch_id, SUBMITTED, status=ANCHORED, block_number=block_number)
 
+    def release(self, batch_id: int) -> None:
+        """A submitted batch whose transaction can never be mined goes back to ``built``."""
+        self._set_batch(batch_id, SUBMITTED, status=BUILT, tx_hash=None, raw_tx=None, nonce=None)
+
+    def adopt_anchored(self, batch_id: int) -> None:
+        """A built batch that the chain already holds (anchored by an earlier transaction whose
+        record was lost) is marked anchored without a transaction of its own."""
+        self._set_batch(batch_id, BUILT, status=ANCHORED)
+
+    def last_batched_seq(self) -> int:
+        """The last sequence number in a batch (0 before the first)."""
+        with self.engine.connect() as conn:
+            value = conn.execute(select(BATCHES.c.last_seq).order_by(BATCHES.c.last_seq.desc()).limit(1)).scalar()
+        return int(value or 0)
+
     def _set_batch(self, batch_id: int, from_status: str, **values: Any) -> None:
         with self.engine.begin() as conn:
             done = conn.execute(
