@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -205,6 +206,8 @@ async def _serve_platform(platform: Any, demo: bool) -> None:
     console.print(f"OCPP central system on {system.url}{{charge_point_id}}", highlight=False)
     fleet_task = await _start_demo(system, stop, payments) if demo else None
     settle_task = asyncio.create_task(_settle_forever(payments, stop)) if payments is not None else None
+    anchoring = _anchoring(system)
+    anchor_task = asyncio.create_task(_anchor_forever(anchoring, stop)) if anchoring is not None else None
     console.print("[dim]Ctrl-C stops the platform; its chain and database state are kept.[/]")
     try:
         while not stop.is_set():
@@ -216,6 +219,8 @@ async def _serve_platform(platform: Any, demo: bool) -> None:
             await fleet_task
         if settle_task is not None:
             await settle_task
+        if anchor_task is not None:
+            await anchor_task
         await system.stop()
 
 
@@ -235,24 +240,64 @@ def _payments(system: Any) -> Any:
 
 
 SETTLE_EVERY_S, SETTLE_AGE_S = 5.0, 15.0
+ANCHOR_EVERY_S, ANCHOR_AGE_S, ANCHOR_BATCH = 10.0, 30.0, 1_000
+
+
+def _anchoring(system: Any) -> Any:
+    """The anchoring worker on this deployment (None before SessionAnchor was deployed)."""
+    from electra.chain.anchoring import AnchorWorker
+    from electra.errors import DeploymentMissing
+    from electra.store.session_log import SessionLog
+
+    try:
+        anchors = common.electra().anchors
+    except DeploymentMissing as exc:
+        console.print(f"[yellow]anchoring off: {exc.one_line()}[/]")
+        return None
+    return AnchorWorker(SessionLog(system.store.engine), anchors, max_batch=ANCHOR_BATCH, max_age_s=ANCHOR_AGE_S)
 
 
 async def _settle_forever(payments: Any, stop: asyncio.Event) -> None:
     """Runs the settlement worker every few seconds until the platform stops, then once more."""
+
+    def done(r: Any) -> str | None:
+        if not (r.batches or r.recovered):
+            return None
+        return (
+            f"{r.settled} sessions settled, {r.rejected} rejected in {r.batches + r.recovered} batch(es) "
+            "on PaymentHub; see `electra session receipt ID`"
+        )
+
+    await _every("settlement", payments.worker.run_once, done, SETTLE_EVERY_S, stop)
+
+
+async def _anchor_forever(worker: Any, stop: asyncio.Event) -> None:
+    """Anchors the session log's batches every few seconds until the platform stops, then once more."""
+
+    def done(r: Any) -> str | None:
+        if not (r.anchored or r.recovered):
+            return None
+        return f"{r.sessions} session records anchored on SessionAnchor in {r.anchored + r.recovered} batch(es)"
+
+    await _every("anchoring", worker.run_once, done, ANCHOR_EVERY_S, stop)
+
+
+async def _every(
+    name: str, run_once: Callable[[bool], Any], done: Callable[[Any], str | None], every_s: float, stop: asyncio.Event
+) -> None:
+    """Runs a worker (in a thread) every ``every_s`` until the platform stops, then once more with
+    force; prints what it did and its errors, which it retries."""
     while True:
-        report = await asyncio.to_thread(payments.worker.run_once, stop.is_set())
-        if report.batches or report.recovered:
-            console.print(
-                f"settlement: {report.settled} sessions settled, {report.rejected} rejected in "
-                f"{report.batches + report.recovered} batch(es) on PaymentHub; see `electra session receipt ID`",
-                highlight=False,
-            )
+        report = await asyncio.to_thread(run_once, stop.is_set())
+        line = done(report)
+        if line:
+            console.print(f"{name}: {line}", highlight=False)
         for error in report.errors:
-            console.print(f"[yellow]settlement: {error} (retrying)[/]", highlight=False)
+            console.print(f"[yellow]{name}: {error} (retrying)[/]", highlight=False)
         if stop.is_set():
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), SETTLE_EVERY_S)
+            await asyncio.wait_for(stop.wait(), every_s)
 
 
 DEMO_CHARGERS, DEMO_SPEED, DEMO_ROUND_S = 4, 120.0, 2 * 3600
