@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select, text
 
 from electra.domain.keccak import keccak256
-from electra.domain.merkle import merkle_root, verify
+from electra.domain.merkle import MerkleTree, merkle_root, verify
 from electra.domain.record import SessionRecord
 from electra.domain.session_log import GENESIS, Break, BreakKind, EventType, LogEvent, canonical_json, chain_hash
 from electra.errors import ElectraError
@@ -67,7 +68,7 @@ def test_chains_link_per_charger_and_heads_follow(store_engine: Engine) -> None:
     assert len(log.append(mixed[4:])) == 6
     for charger in ("CP-1", "CP-2"):
         events = log.events(charger)
-        assert [e.index for e in events] == [1, 2, 3, 4, 5]
+        assert [e.chain_index for e in events] == [1, 2, 3, 4, 5]
         assert [e.type for e in events] == [
             EventType.STARTED,
             EventType.METER_VALUE,
@@ -82,7 +83,7 @@ def test_chains_link_per_charger_and_heads_follow(store_engine: Engine) -> None:
         assert log.head(charger) == (5, prev)
     ids = [e.event_id for e in log.events("CP-1") + log.events("CP-2")]
     assert sorted(ids) == list(range(1, 11))  # one global order across chargers
-    assert log.events("CP-1", after_index=3)[0].index == 4
+    assert log.events("CP-1", after_index=3)[0].chain_index == 4
     assert log.verify_chains() == [] and log.audit_local() == []
 
 
@@ -92,7 +93,7 @@ def test_reappending_the_same_events_logs_them_once(store_engine: Engine) -> Non
     assert len(log.append(events[:3] + events[:3])) == 3  # a repeat inside one call, too
     assert log.append(events[:3]) == []
     late = log.append(events)  # two already logged, four new: chained after the head
-    assert [e.index for e in late] == [4, 5, 6] and len(late) == 3
+    assert [e.chain_index for e in late] == [4, 5, 6] and len(late) == 3
     assert count(store_engine, LogEventRecord) == 6
     assert log.head("CP-1").last_index == 6 and log.verify_chains() == []
 
@@ -383,3 +384,30 @@ def test_javascript_writes_the_same_canonical_bytes() -> None:
     given_lines = "\n".join(e.canonical().decode() for e in events)
     out = subprocess.run(["node", "-e", script], input=given_lines, capture_output=True, text=True, check=True).stdout
     assert out.strip() == given_lines
+
+
+def test_the_examples_in_docs_formats_hold() -> None:
+    """docs/formats.md gives these values to outsiders re-implementing verification."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text()
+    started = LogEvent(
+        "CP-BER-0001",
+        EventType.STARTED,
+        42,
+        1795000000000,
+        {"connector_id": 1, "meter_start_wh": 1000, "token_status": "Accepted", "transaction_uid": "42"},
+    )
+    digest = keccak256(started.canonical())
+    asset = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    r42 = SessionRecord(42, 7, 3, 1795000000000, 1795003600000, 1000, 8500, 7500, asset, 2250000)
+    r43 = SessionRecord(43, 7, 0, 1795000100000, 1795000900000, 200, 1200, 1000, asset, 300000)
+    r44 = SessionRecord(44, 8, 5, 1795000200000, 1795001200000, 0, 500, 500, asset, 150000)
+    tree = MerkleTree.of([r42.leaf(), r43.leaf(), r44.leaf()])
+    for shown in (
+        started.canonical().decode(),
+        "0x" + digest.hex(),
+        "0x" + chain_hash(GENESIS, digest).hex(),
+        "0x" + r42.leaf().hex(),
+        "0x" + tree.root.hex(),
+    ):
+        assert shown in doc
+    assert tree.proof(0) == [r44.leaf(), r43.leaf()]

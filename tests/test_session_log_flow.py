@@ -26,12 +26,12 @@ T0 = 1_795_000_000_000
 EUSD = "0x" + "e5" * 20
 
 
-def run(engine: Engine, body: Callable[[SessionService], Awaitable[Any]]) -> Any:
+def run(engine: Engine, body: Callable[[SessionService], Awaitable[Any]], **options: bool) -> Any:
     async def main() -> Any:
         writer = GroupCommitWriter(engine)
         await writer.start()
         try:
-            return await body(SessionService(engine, writer, TokenRegistry(engine)))
+            return await body(SessionService(engine, writer, TokenRegistry(engine), **options))
         finally:
             await writer.stop()
 
@@ -43,6 +43,8 @@ def reading(minute: int, wh: int) -> RegisterReading:
 
 
 def test_the_service_logs_each_session_once_in_its_chargers_chain(store_engine: Engine) -> None:
+    """With meter values logged too (log_meter_values=True)."""
+
     async def charge(svc: SessionService) -> tuple[str, str]:
         a = await svc.start("CP-1", "1.6", 1, "CARD-A", T0, 10_000)
         await svc.start("CP-1", "1.6", 1, "CARD-A", T0, 10_000)  # retransmitted: nothing new
@@ -57,14 +59,14 @@ def test_the_service_logs_each_session_once_in_its_chargers_chain(store_engine: 
         await svc.stop("CP-1", a.uid, T0 + 10 * 60_000, 12_000, "EVDisconnected")
         return a.uid, b.uid
 
-    a_uid, b_uid = run(store_engine, charge)
+    a_uid, b_uid = run(store_engine, charge, log_meter_values=True)
 
     async def after_restart(svc: SessionService) -> None:  # nothing in memory; the charger resends
         await svc.stop("CP-1", a_uid, T0 + 10 * 60_000, 12_000, "EVDisconnected")
         await svc.record("CP-2", b_uid, [reading(6, 1_000), reading(7, 1_100)])
         await svc.stop("CP-2", b_uid, T0 + 8 * 60_000, 1_200, "Local")
 
-    run(store_engine, after_restart)
+    run(store_engine, after_restart, log_meter_values=True)
     log = SessionLog(store_engine)
     one = log.events("CP-1")
     assert [(e.type, e.content()["data"]) for e in one] == [
@@ -75,7 +77,6 @@ def test_the_service_logs_each_session_once_in_its_chargers_chain(store_engine: 
                 "meter_start_wh": 10_000,
                 "token_status": "Invalid",
                 "transaction_uid": a_uid,
-                "vehicle_id": None,
             },
         ),
         (EventType.METER_VALUE, {"register_wh": 11_000}),  # in the order they arrived
@@ -98,20 +99,18 @@ def test_the_service_logs_each_session_once_in_its_chargers_chain(store_engine: 
     assert log.verify_chains() == []
 
 
-def test_a_service_without_the_log_writes_no_events(store_engine: Engine) -> None:
-    async def body() -> None:
-        writer = GroupCommitWriter(store_engine)
-        await writer.start()
-        try:
-            svc = SessionService(store_engine, writer, TokenRegistry(store_engine), log_events=False)
-            s = await svc.start("CP-9", "1.6", 1, "T", T0, 0)
-            await svc.record("CP-9", s.uid, [reading(1, 100)])
-            await svc.stop("CP-9", s.uid, T0 + 120_000, 200, "Local")
-        finally:
-            await writer.stop()
+def test_by_default_starts_and_stops_are_logged_and_can_be_switched_off(store_engine: Engine) -> None:
+    async def body(svc: SessionService) -> None:
+        charger = f"CP-{svc.log is not None:d}"
+        s = await svc.start(charger, "1.6", 1, "T", T0, 0)
+        await svc.record(charger, s.uid, [reading(1, 100)])
+        await svc.stop(charger, s.uid, T0 + 120_000, 200, "Local")
 
-    asyncio.run(body())
-    assert SessionLog(store_engine).events("CP-9") == []
+    run(store_engine, body)
+    run(store_engine, body, log_events=False)
+    log = SessionLog(store_engine)
+    assert [e.type for e in log.events("CP-1")] == [EventType.STARTED, EventType.STOPPED]
+    assert log.events("CP-0") == []
 
 
 def biller(engine: Engine) -> Biller:

@@ -7,9 +7,12 @@ from the store when it is not in memory (after a restart), and persists every ch
 group-commit writer before the gateway answers the charger. A retransmitted or replayed message
 finds the session already there and changes nothing.
 
-Each session's lifecycle (started, every accepted meter value, stopped) is also logged in its
-charger's hash chain (:mod:`electra.store.session_log`), in the same group commit as the change
-itself: one log append per commit batch, whatever the number of messages in it.
+Each session's start and stop are also logged in its charger's hash chain
+(:mod:`electra.store.session_log`), committed before the charger is answered, with one log append
+per commit batch whatever the number of messages in it. Every accepted meter value can be logged
+too (``log_meter_values``); it is off by default because it costs the central system about a
+third more CPU per call (bench/ledger.py, docs/benchmarks.md), and the readings themselves are
+stored in ``meter_values`` either way.
 """
 
 from __future__ import annotations
@@ -197,6 +200,7 @@ class SessionService:
         clock: Callable[[], float] = time.time,
         token_ttl_s: float = 5.0,
         log_events: bool = True,
+        log_meter_values: bool = False,
     ) -> None:
         self.engine = engine
         self.writer = writer
@@ -214,10 +218,11 @@ class SessionService:
         # Payment admission (electra.payments.billing.PaymentGate.check): (charger, vehicle id,
         # time ms) -> a decision with .ok, .status, .reason and .authorization_id. None: no payments.
         self.gate: Callable[[str, int | None, int], Any] | None = None
-        # The session log (None: not logged). Meter values and stops are buffered and appended by
-        # one writer call per commit batch (_log); the lock guards the buffer, which the event
-        # loop fills while the writer's thread takes it.
+        # The session log (None: not logged). Events are buffered and appended by one writer call
+        # per commit batch (_log); the lock guards the buffer, which the event loop fills while
+        # the writer's thread takes it.
         self.log = SessionLog(engine, clock=clock) if log_events else None
+        self.log_meter_values = log_events and log_meter_values
         self._log_lock = threading.Lock()
         self._log_buffer: list[LogEvent] | None = None
         self._log_flushed: asyncio.Future[object] | None = None
@@ -339,15 +344,6 @@ class SessionService:
                 METER_VALUE_ROWS.run(
                     conn, _reading_row(db_id, RegisterReading(timestamp_ms, meter_start_wh, "Transaction.Begin"))
                 )
-            if self.log is not None:  # here, not buffered: the row id is known only now
-                data = {
-                    "connector_id": connector_id,
-                    "meter_start_wh": meter_start_wh,
-                    "token_status": printable(token.status, 16),
-                    "transaction_uid": printable(final_uid, 64),
-                    "vehicle_id": token.vehicle_id,
-                }
-                self.log.append_in(conn, [LogEvent(charger_id, EventType.STARTED, int(db_id), timestamp_ms, data)])
             return int(db_id), final_uid, token.status, False
 
         db_id, final_uid, token_status, duplicate = await self.writer.call(open_session)
@@ -366,6 +362,16 @@ class SessionService:
             self.active[(charger_id, final_uid)] = Tracked(
                 db_id, final_uid, charger_id, connector_id, id_token, timestamp_ms, state
             )
+        # Logged once the row id is known, before the charger is answered; logged again (and
+        # skipped by the log as already there) when the start is retransmitted, so a start whose
+        # event was lost with a failed write still gets it. Only values a retransmission repeats.
+        data = {
+            "connector_id": connector_id,
+            "meter_start_wh": meter_start_wh,
+            "token_status": printable(token_status, 16),
+            "transaction_uid": printable(final_uid, 64),
+        }
+        await self._settle_log(self._log([LogEvent(charger_id, EventType.STARTED, db_id, timestamp_ms, data)]))
         return StartResult(db_id, final_uid, token, duplicate)
 
     async def tracked(self, charger_id: str, uid: str) -> Tracked | None:
@@ -392,7 +398,8 @@ class SessionService:
         writes = self._signature_writes()
         if rows:
             writes.append(self.writer.rows(METER_VALUES, rows, ignore_conflicts=True))
-            writes.extend(self._log(_meter_events(t.charger_id, rows)))
+            if self.log_meter_values:
+                writes.extend(self._log(_meter_events(t.charger_id, rows)))
         if self._flags(t) != flags_before or t.start_dirty:
             writes.append(self._flags_update(t))
             t.start_dirty = False
@@ -428,7 +435,7 @@ class SessionService:
         stop_wh = meter_stop_wh if meter_stop_wh is not None else t.state.readings[-1].register_wh
         applied = t.state.apply(Stopped(timestamp_ms, stop_wh, reason or "Local"))
         t.state = applied.session
-        events = _meter_events(t.charger_id, rows)
+        events = _meter_events(t.charger_id, rows) if self.log_meter_values else []
         if rows:
             writes.append(self.writer.rows(METER_VALUES, rows, ignore_conflicts=True))
         if applied.outcome is Outcome.APPLIED:
@@ -481,6 +488,11 @@ class SessionService:
                 self._log_flushed = self.writer.call(functools.partial(self._flush_log, buffer))
             self._log_buffer.extend(events)
             return [self._log_flushed]
+
+    @staticmethod
+    async def _settle_log(writes: list[asyncio.Future[object]]) -> None:
+        for write in writes:
+            await write
 
     def _flush_log(self, buffer: list[LogEvent], conn: Connection) -> None:
         # Runs in the writer's thread, inside the commit batch; closes the buffer first so that
