@@ -9,10 +9,10 @@ finds the session already there and changes nothing.
 
 Each session's start and stop are also logged in its charger's hash chain
 (:mod:`electra.store.session_log`), committed before the charger is answered, with one log append
-per commit batch whatever the number of messages in it. Every accepted meter value can be logged
-too (``log_meter_values``); it is off by default because it costs the central system about a
-third more CPU per call (bench/ledger.py, docs/benchmarks.md), and the readings themselves are
-stored in ``meter_values`` either way.
+per commit batch whatever the number of messages in it: 5 to 15% more CPU per call in this service
+(bench/ledger.py, docs/benchmarks.md). Every accepted meter value can be logged too
+(``log_meter_values``); it is off by default because it costs about 70% more CPU per call here, and
+the readings themselves are stored in ``meter_values`` either way.
 """
 
 from __future__ import annotations

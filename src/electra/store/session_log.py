@@ -225,7 +225,7 @@ class SessionLog:
         # Optimistic: events are almost always new, and looking each up first would cost as much as
         # inserting it. If one is already logged the unique (session, digest) index refuses the
         # insert; only then are the logged ones looked up and the rest chained again.
-        conn.exec_driver_sql("SAVEPOINT session_log_append")  # begin_nested() costs 10x more per append
+        conn.exec_driver_sql("SAVEPOINT session_log_append")  # raw: begin_nested() adds bookkeeping per append
         try:
             written = self._write_events(conn, dict(heads), items)
         except IntegrityError:
