@@ -17,24 +17,17 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import re
 import shlex
-import socket
 import statistics
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from eth_utils.crypto import keccak
 
+from benchlib import fresh_electra, write_section
 from electra.chain.bindings import Electra
-from electra.chain.client import connect
-from electra.chain.deploy import deploy
-from electra.chain.devchain import DevChain
-from electra.config import load_settings
 from electra.domain.merkle import merkle_root
 from electra.domain.record import SessionRecord
 
@@ -74,12 +67,6 @@ class AnchorGasRow:
         return int(BLOCK_GAS // self.gas_per_session)
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def measure_anchor_gas(
     e: Electra | None = None,
     batch_sizes: Sequence[int] = BATCH_SIZES,
@@ -88,23 +75,8 @@ def measure_anchor_gas(
     """One row per batch size, then the per-session baseline. Without ``e``, on a fresh dev chain."""
     if e is not None:
         return _measure(e, batch_sizes, baseline_sessions)
-    with fresh_chain() as fresh:
+    with fresh_electra() as fresh:
         return _measure(fresh, batch_sizes, baseline_sessions)
-
-
-@contextmanager
-def fresh_chain() -> Iterator[Electra]:
-    """A fresh anvil dev chain in a temporary data directory, with Electra deployed; stopped after."""
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = load_settings(data_dir=Path(tmp), dev_chain_port=_port())
-        dev = DevChain(settings)
-        dev.start()
-        try:
-            client = connect(settings)
-            deployment, _ = deploy(client, settings)
-            yield Electra.of(client, deployment)
-        finally:
-            dev.stop()
 
 
 def _record(seq: int) -> SessionRecord:
@@ -171,7 +143,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--write", type=Path, help="rewrite the anchoring section of this markdown file")
     args = ap.parse_args()
-    with fresh_chain() as e:
+    with fresh_electra() as e:
         client_version = e.client.w3.client_version
         rows = measure_anchor_gas(e)
     md = table(rows)
@@ -197,12 +169,7 @@ def main() -> int:
                 END,
             ]
         )
-        text = args.write.read_text() if args.write.exists() else ""
-        if BEGIN in text:
-            text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-        else:
-            text = text.rstrip("\n") + "\n\n" + block + "\n"
-        args.write.write_text(text)
+        write_section(args.write, BEGIN, END, block)
     return 0
 
 

@@ -12,22 +12,15 @@ plain ETH transfer is measured in this same run as the floor every transaction p
 from __future__ import annotations
 
 import argparse
-import re
-import socket
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 from eth_account import Account
 
-from electra.chain.bindings import Electra
-from electra.chain.client import connect
-from electra.chain.deploy import deploy
-from electra.chain.devchain import DevChain
+from benchlib import fresh_electra, write_section
 from electra.chain.governance import Dao, Support
 from electra.chain.keys import dev_account
-from electra.config import load_settings
 from electra.domain.station import StationSpec
 from electra.domain.vehicle import vin_hash
 
@@ -36,85 +29,69 @@ REPEATS = 5
 BEGIN, END = "<!-- gas:begin -->", "<!-- gas:end -->"
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def measure() -> list[tuple[str, list[int], str]]:
     rows: list[tuple[str, list[int], str]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = load_settings(data_dir=Path(tmp), dev_chain_port=_port())
-        dev = DevChain(settings)
-        dev.start()
-        try:
-            client = connect(settings)
-            deployment, _ = deploy(client, settings)
-            e = Electra.of(client, deployment)
-            host, owner, relayer = dev_account(1), dev_account(2), dev_account(3)
+    with fresh_electra() as e:
+        client, deployment = e.client, e.deployment
+        host, owner, relayer = dev_account(1), dev_account(2), dev_account(3)
 
-            w3 = client.w3
-            tx = {
-                "to": owner.address,
-                "value": 1,
-                "gas": 21_000,
-                "chainId": client.chain_id,
-                "nonce": w3.eth.get_transaction_count(host.address),
-                "maxFeePerGas": 10**10,
-                "maxPriorityFeePerGas": 1,
-            }
-            h = w3.eth.send_raw_transaction(host.sign_transaction(tx).raw_transaction)
-            rows.append(
-                ("ETH transfer (floor, same run)", [int(w3.eth.wait_for_transaction_receipt(h)["gasUsed"])], "")
+        w3 = client.w3
+        tx = {
+            "to": owner.address,
+            "value": 1,
+            "gas": 21_000,
+            "chainId": client.chain_id,
+            "nonce": w3.eth.get_transaction_count(host.address),
+            "maxFeePerGas": 10**10,
+            "maxPriorityFeePerGas": 1,
+        }
+        h = w3.eth.send_raw_transaction(host.sign_transaction(tx).raw_transaction)
+        rows.append(("ETH transfer (floor, same run)", [int(w3.eth.wait_for_transaction_receipt(h)["gasUsed"])], ""))
+
+        gas = []
+        for i in range(REPEATS):
+            spec = StationSpec(
+                f"CP-GAS-{i:04d}",
+                52_520_008 + i,
+                13_404_954,
+                150_000,
+                0b1010,
+                3,
+                b"DEELC",
+                metadata_uri=f"ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi/{i}",
             )
+            gas.append(e.stations.register(spec, Account.create(), owner=host)[1].gas_used)
+        rows.append(("register charger", gas, "device-signed EIP-712, NFT mint, metadata on-chain"))
 
-            gas = []
-            for i in range(REPEATS):
-                spec = StationSpec(
-                    f"CP-GAS-{i:04d}",
-                    52_520_008 + i,
-                    13_404_954,
-                    150_000,
-                    0b1010,
-                    3,
-                    b"DEELC",
-                    metadata_uri=f"ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi/{i}",
-                )
-                gas.append(e.stations.register(spec, Account.create(), owner=host)[1].gas_used)
-            rows.append(("register charger", gas, "device-signed EIP-712, NFT mint, metadata on-chain"))
+        gas = [
+            e.vehicles.register(vin_hash(f"WVWZZZE1ZPP{i:06d}"), Account.create().address, owner=owner)[1].gas_used
+            for i in range(REPEATS)
+        ]
+        rows.append(("register vehicle", gas, "owner sends"))
 
-            gas = [
-                e.vehicles.register(vin_hash(f"WVWZZZE1ZPP{i:06d}"), Account.create().address, owner=owner)[1].gas_used
-                for i in range(REPEATS)
-            ]
-            rows.append(("register vehicle", gas, "owner sends"))
+        gas = []
+        for i in range(REPEATS):
+            signed = e.vehicles.sign_onboarding(Account.create(), vin_hash(f"WVWZZZE1ZPR{i:06d}"), owner.address)
+            gas.append(e.vehicles.relay_onboarding(signed, relayer=relayer)[1].gas_used)
+        rows.append(("relayed vehicle onboarding", gas, "device signs, relayer pays"))
 
-            gas = []
-            for i in range(REPEATS):
-                signed = e.vehicles.sign_onboarding(Account.create(), vin_hash(f"WVWZZZE1ZPR{i:06d}"), owner.address)
-                gas.append(e.vehicles.relay_onboarding(signed, relayer=relayer)[1].gas_used)
-            rows.append(("relayed vehicle onboarding", gas, "device signs, relayer pays"))
+        rows.append(("ELC transfer", [e.token.transfer(owner.address, 10**18).gas_used], "ERC20Votes checkpoints"))
 
-            rows.append(("ELC transfer", [e.token.transfer(owner.address, 10**18).gas_used], "ERC20Votes checkpoints"))
-
-            dao = Dao(e)
-            p = deployment.parameters
-            pid, t = dao.propose_parameter([("reward-mint-cap", 2 * 10**25)], "gas bench: raise cap")
-            rows.append(("propose", [t.gas_used], "one parameter change"))
-            client.rpc("evm_increaseTime", p["voting_delay_s"] + 1)
-            client.rpc("evm_mine")
-            rows.append(("vote", [dao.vote(pid, Support.FOR).gas_used], "castVote"))
-            client.rpc("evm_increaseTime", p["voting_period_s"] + 1)
-            client.rpc("evm_mine")
-            rows.append(("queue", [dao.queue(pid).gas_used], "into the timelock"))
-            client.rpc("evm_increaseTime", p["timelock_delay_s"] + 1)
-            client.rpc("evm_mine")
-            rows.append(("execute", [dao.execute(pid).gas_used], "timelock calls setRewardMintCap"))
-            for name, g in deployment.gas_used.items():
-                rows.append((f"deploy {name}", [g], "once per chain"))
-        finally:
-            dev.stop()
+        dao = Dao(e)
+        p = deployment.parameters
+        pid, t = dao.propose_parameter([("reward-mint-cap", 2 * 10**25)], "gas bench: raise cap")
+        rows.append(("propose", [t.gas_used], "one parameter change"))
+        client.rpc("evm_increaseTime", p["voting_delay_s"] + 1)
+        client.rpc("evm_mine")
+        rows.append(("vote", [dao.vote(pid, Support.FOR).gas_used], "castVote"))
+        client.rpc("evm_increaseTime", p["voting_period_s"] + 1)
+        client.rpc("evm_mine")
+        rows.append(("queue", [dao.queue(pid).gas_used], "into the timelock"))
+        client.rpc("evm_increaseTime", p["timelock_delay_s"] + 1)
+        client.rpc("evm_mine")
+        rows.append(("execute", [dao.execute(pid).gas_used], "timelock calls setRewardMintCap"))
+        for name, g in deployment.gas_used.items():
+            rows.append((f"deploy {name}", [g], "once per chain"))
     return rows
 
 
@@ -138,13 +115,7 @@ def main() -> int:
     md = table(measure())
     print(md)
     if args.write:
-        text = args.write.read_text() if args.write.exists() else ""
-        block = f"{BEGIN}\n{md}\n{END}"
-        if BEGIN in text:
-            text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-        else:
-            text += "\n" + block + "\n"
-        args.write.write_text(text)
+        write_section(args.write, BEGIN, END, f"{BEGIN}\n{md}\n{END}")
     return 0
 
 

@@ -31,7 +31,6 @@ import datetime
 import json
 import os
 import platform
-import re
 import shlex
 import sqlite3
 import statistics
@@ -47,6 +46,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from benchlib import write_section
 from electra.charging.service import SessionService
 from electra.charging.tokens import TokenRegistry
 from electra.domain.keccak import keccak256
@@ -438,15 +438,6 @@ values (tests/merkle_oz.js); npm's verify hashes the leaf from its values, so it
 verification from the values. Anchoring gas is measured by bench/anchor_gas.py in its own section."""
 
 
-def write_section(path: Path, block: str) -> None:
-    text = path.read_text() if path.exists() else ""
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", type=Path, help="rewrite the ledger section of this markdown file")
@@ -482,7 +473,7 @@ def main() -> int:
                 END,
             ]
         )
-        write_section(args.write, block)
+        write_section(args.write, BEGIN, END, block)
     return 0
 
 

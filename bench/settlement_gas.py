@@ -27,12 +27,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import re
 import shlex
-import socket
 import statistics
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,14 +38,13 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
+from benchlib import fresh_electra, write_section
 from electra.chain import eip712
 from electra.chain.bindings import Electra, station_input
-from electra.chain.client import ChainClient, connect
-from electra.chain.deploy import PROTOCOL_FEE_BPS, deploy
-from electra.chain.devchain import DevChain
+from electra.chain.client import ChainClient
+from electra.chain.deploy import PROTOCOL_FEE_BPS
 from electra.chain.keys import dev_account
 from electra.chain.payments import PaymentHubBinding, SessionCharge
-from electra.config import load_settings
 from electra.domain.station import StationSpec
 from electra.domain.vehicle import vin_hash
 
@@ -84,12 +80,6 @@ balance with no signature, metering or record, like the original Electra contrac
 21,000 every transaction pays; sessions per block is 30,000,000 / gas per session. Gas is
 deterministic for the same code and inputs; random device keys move it by a few gas per run. Where
 the gas goes is in [payments.md](payments.md#gas)."""
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Sender:
@@ -195,98 +185,86 @@ class Bench:
 def measure() -> tuple[list[Row], dict[str, Any]]:
     rows: list[Row] = []
     facts: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = load_settings(data_dir=Path(tmp), dev_chain_port=_port())
-        dev = DevChain(settings)
-        dev.start()
-        try:
-            client = connect(settings)
-            deployment, _ = deploy(client, settings)
-            e = Electra.of(client, deployment)
-            facts["anvil"] = client.w3.client_version
-            b = Bench(e)
-            e.stablecoin.mint(b.operator.address, 10**15)
-            e.stablecoin.approve(b.hub.address, 2**256 - 1)
-            hosts = [dev_account(1 + i) for i in range(POOL_HOSTS)]
-            pool = b.chargers(POOL_CHARGERS, hosts)
-            need = len(pool) + sum(BATCH_SIZES) + sum(ACCESS_LIST_SIZES) + 2 * WORST_CASE_SIZE
-            vehicles = b.vehicles(need)
-            take = iter(vehicles)
+    with fresh_electra() as e:
+        client, deployment = e.client, e.deployment
+        facts["anvil"] = client.w3.client_version
+        b = Bench(e)
+        e.stablecoin.mint(b.operator.address, 10**15)
+        e.stablecoin.approve(b.hub.address, 2**256 - 1)
+        hosts = [dev_account(1 + i) for i in range(POOL_HOSTS)]
+        pool = b.chargers(POOL_CHARGERS, hosts)
+        need = len(pool) + sum(BATCH_SIZES) + sum(ACCESS_LIST_SIZES) + 2 * WORST_CASE_SIZE
+        vehicles = b.vehicles(need)
+        take = iter(vehicles)
 
-            b.settle(b.charges([next(take) for _ in pool], pool))  # warm-up: every pool charger once
-            for n in BATCH_SIZES:
-                gas = b.settle(b.charges([next(take) for _ in range(n)], pool))
-                rows.append(
-                    Row(f"PaymentHub.settleBatch, {n}", n, gas, f"{POOL_CHARGERS} chargers, {POOL_HOSTS} hosts")
-                )
-            for n in ACCESS_LIST_SIZES:
-                gas = b.settle(b.charges([next(take) for _ in range(n)], pool), access_list=True)
-                rows.append(
-                    Row(f"… with an EIP-2930 access list, {n}", n, gas, f"{POOL_CHARGERS} chargers, {POOL_HOSTS} hosts")
-                )
-
-            # Worst case: every session at a charger of its own, held by a host of its own.
-            lone = b.chargers(WORST_CASE_SIZE, hosts)
-            movers = {h.address: Sender(client, h) for h in hosts}
-            registry = e.stations.contract.functions
-            for i, charger in enumerate(lone):
-                host = hosts[i % len(hosts)]
-                movers[host.address].send(
-                    registry.transferFrom(host.address, Account.create().address, charger), 120_000
-                )
-            for s in movers.values():
-                s.wait()
-            # The first batch makes each of those holders' earnings slot; later ones find it in use.
-            first = b.settle(b.charges([next(take) for _ in range(WORST_CASE_SIZE)], lone))
-            gas = b.settle(b.charges([next(take) for _ in range(WORST_CASE_SIZE)], lone))
+        b.settle(b.charges([next(take) for _ in pool], pool))  # warm-up: every pool charger once
+        for n in BATCH_SIZES:
+            gas = b.settle(b.charges([next(take) for _ in range(n)], pool))
+            rows.append(Row(f"PaymentHub.settleBatch, {n}", n, gas, f"{POOL_CHARGERS} chargers, {POOL_HOSTS} hosts"))
+        for n in ACCESS_LIST_SIZES:
+            gas = b.settle(b.charges([next(take) for _ in range(n)], pool), access_list=True)
             rows.append(
-                Row(
-                    f"PaymentHub.settleBatch, {WORST_CASE_SIZE}, own chargers",
-                    WORST_CASE_SIZE,
-                    gas,
-                    "every session at a charger of its own, each held by a host of its own",
-                )
-            )
-            rows.append(
-                Row(
-                    f"… the same, holders paid for the first time, {WORST_CASE_SIZE}",
-                    WORST_CASE_SIZE,
-                    first,
-                    "each holder's earnings slot is new: 20,000 gas once per holder",
-                )
+                Row(f"… with an EIP-2930 access list, {n}", n, gas, f"{POOL_CHARGERS} chargers, {POOL_HOSTS} hosts")
             )
 
-            # The same batch on a second hub that VehicleLedger does not notify of device changes:
-            # its device cache is off, so every session asks the ledger (the cost before the cache).
-            d = deployment.addresses
-            hub2, _ = client.deploy(
-                "PaymentHub",
-                d["ElectraTimelock"],
-                d["ElectraTimelock"],
-                d["VehicleLedger"],
-                d["StationRegistry"],
-                b.operator.address,
-                b.operator.address,
-                PROTOCOL_FEE_BPS,
-                [b.usd],
+        # Worst case: every session at a charger of its own, held by a host of its own.
+        lone = b.chargers(WORST_CASE_SIZE, hosts)
+        movers = {h.address: Sender(client, h) for h in hosts}
+        registry = e.stations.contract.functions
+        for i, charger in enumerate(lone):
+            host = hosts[i % len(hosts)]
+            movers[host.address].send(registry.transferFrom(host.address, Account.create().address, charger), 120_000)
+        for s in movers.values():
+            s.wait()
+        # The first batch makes each of those holders' earnings slot; later ones find it in use.
+        first = b.settle(b.charges([next(take) for _ in range(WORST_CASE_SIZE)], lone))
+        gas = b.settle(b.charges([next(take) for _ in range(WORST_CASE_SIZE)], lone))
+        rows.append(
+            Row(
+                f"PaymentHub.settleBatch, {WORST_CASE_SIZE}, own chargers",
+                WORST_CASE_SIZE,
+                gas,
+                "every session at a charger of its own, each held by a host of its own",
             )
-            b2 = Bench(e, PaymentHubBinding(client, hub2), first_session=10**8)
-            e.stablecoin.approve(hub2, 2**256 - 1)
-            uncached = iter(b2.vehicles(len(pool) + WORST_CASE_SIZE))
-            b2.settle(b2.charges([next(uncached) for _ in pool], pool))  # warm-up, as for the first hub
-            gas = b2.settle(b2.charges([next(uncached) for _ in range(WORST_CASE_SIZE)], pool))
-            rows.append(
-                Row(
-                    f"… device cache off, {WORST_CASE_SIZE}",
-                    WORST_CASE_SIZE,
-                    gas,
-                    f"a second hub the ledger does not notify; {POOL_CHARGERS} chargers, {POOL_HOSTS} hosts",
-                )
+        )
+        rows.append(
+            Row(
+                f"… the same, holders paid for the first time, {WORST_CASE_SIZE}",
+                WORST_CASE_SIZE,
+                first,
+                "each holder's earnings slot is new: 20,000 gas once per holder",
             )
+        )
 
-            rows += baselines(b, hosts)
-        finally:
-            dev.stop()
+        # The same batch on a second hub that VehicleLedger does not notify of device changes:
+        # its device cache is off, so every session asks the ledger (the cost before the cache).
+        d = deployment.addresses
+        hub2, _ = client.deploy(
+            "PaymentHub",
+            d["ElectraTimelock"],
+            d["ElectraTimelock"],
+            d["VehicleLedger"],
+            d["StationRegistry"],
+            b.operator.address,
+            b.operator.address,
+            PROTOCOL_FEE_BPS,
+            [b.usd],
+        )
+        b2 = Bench(e, PaymentHubBinding(client, hub2), first_session=10**8)
+        e.stablecoin.approve(hub2, 2**256 - 1)
+        uncached = iter(b2.vehicles(len(pool) + WORST_CASE_SIZE))
+        b2.settle(b2.charges([next(uncached) for _ in pool], pool))  # warm-up, as for the first hub
+        gas = b2.settle(b2.charges([next(uncached) for _ in range(WORST_CASE_SIZE)], pool))
+        rows.append(
+            Row(
+                f"… device cache off, {WORST_CASE_SIZE}",
+                WORST_CASE_SIZE,
+                gas,
+                f"a second hub the ledger does not notify; {POOL_CHARGERS} chargers, {POOL_HOSTS} hosts",
+            )
+        )
+
+        rows += baselines(b, hosts)
     return rows, facts
 
 
@@ -400,12 +378,7 @@ def main() -> int:
                 END,
             ]
         )
-        text = args.write.read_text() if args.write.exists() else ""
-        if BEGIN in text:
-            text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-        else:
-            text = text.rstrip("\n") + "\n\n" + block + "\n"
-        args.write.write_text(text)
+        write_section(args.write, BEGIN, END, block)
     return 0
 
 
