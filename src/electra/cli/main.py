@@ -24,6 +24,8 @@ from electra.cli.session import session_app
 from electra.cli.sim import sim_app
 from electra.cli.station import station_app
 from electra.cli.vehicle import vehicle_app
+from electra.cli.verify import audit as audit_command
+from electra.cli.verify import verify as verify_command
 from electra.cli.wallet import wallet_app
 from electra.errors import InvalidInput
 
@@ -43,6 +45,8 @@ app.add_typer(ocpp_app, name="ocpp")
 app.add_typer(sim_app, name="sim")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(session_app, name="session")
+app.command("verify")(verify_command)
+app.command("audit")(audit_command)
 
 
 @app.callback()

@@ -218,6 +218,11 @@ class BreakKind(StrEnum):
     MISSING_RECORD = "missing record"  # a sequence number has no record
     UNLOGGED_RECORD = "unlogged record"  # a record that no session.recorded event vouches for
     ROOT_MISMATCH = "root mismatch"  # a batch's records do not give its Merkle root
+    # Found against the chain (electra.proofs.audit):
+    ROOT_MISSING_ON_CHAIN = "root missing on-chain"  # a batch the log calls anchored is not on SessionAnchor
+    ANCHOR_MISMATCH = "anchor mismatch"  # SessionAnchor holds another root or range for the batch's seqs
+    ANCHOR_NOT_IN_LOG = "anchor not in the log"  # an on-chain batch of which the log has no batch
+    METER_DATA_INVALID = "meter data invalid"  # signed readings not the charger's, or not the record's registers
 
 
 @dataclass(frozen=True)

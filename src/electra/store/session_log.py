@@ -386,11 +386,11 @@ class SessionLog:
             records = [_record(r) for r in rows]
             for expected, r in enumerate(records, first):
                 if r.seq != expected:
-                    raise LogTampered(f"record seq {expected} is missing", "run `electra log audit`")
+                    raise LogTampered(f"record seq {expected} is missing", "run `electra audit`")
                 if r.record.leaf() != r.leaf:
                     raise LogTampered(
                         f"record seq {r.seq} (session {r.record.session_id}) does not hash to its logged leaf",
-                        "run `electra log audit`",
+                        "run `electra audit`",
                     )
             tree = MerkleTree.of([r.leaf for r in records])
             now = self._now_ms()
@@ -472,7 +472,7 @@ class SessionLog:
         if tree is None:
             tree = MerkleTree.of([r.leaf for r in self.records(batch.first_seq, batch.last_seq)])
             if tree.root != batch.root:
-                raise LogTampered(f"the records of batch {batch.id} no longer give its root", "run `electra log audit`")
+                raise LogTampered(f"the records of batch {batch.id} no longer give its root", "run `electra audit`")
             if len(self._trees) >= 64:
                 self._trees.pop(next(iter(self._trees)))
             self._trees[(batch.id, batch.root)] = tree
