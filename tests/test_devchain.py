@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 from eth_account import Account
 
 from electra.chain.bindings import Electra
@@ -115,9 +116,15 @@ def test_ctrl_c_stops_everything_and_the_next_start_keeps_state(data_dir: Path) 
         "ELECTRA_DATA_DIR": str(data_dir),
         "ELECTRA_DEV_CHAIN_PORT": str(port),
         "ELECTRA_CSMS_PORT": str(free_port()),
+        "ELECTRA_API_PORT": str(api_port := free_port()),
     }
     settings = load_settings(data_dir=data_dir, dev_chain_port=port)
     proc, _ = _start_up(env)
+    api = httpx.get(f"http://127.0.0.1:{api_port}/api/v1/openapi.json", timeout=10)
+    assert api.status_code == 200 and "/api/v1/sessions/{session_id}/proof" in api.json()["paths"]
+    missing = httpx.get(f"http://127.0.0.1:{api_port}/api/v1/sessions/999999/proof", timeout=10)
+    assert missing.status_code == 404 and missing.json()["code"] == "session-not-recorded"
+    assert missing.headers["content-type"].startswith("application/problem+json")
     client = connect(settings)
     e = Electra.of(client, deploy(client, settings)[0])
     spec = StationSpec("CP-CTRL-C", 1, 2, 7_400, 2, 1, b"DEELC")

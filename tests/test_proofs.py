@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import Engine, select, text, update
 from typer.testing import CliRunner
@@ -37,6 +39,7 @@ from electra.sim.scenario import build_scenario
 from electra.store.db import make_engine
 from electra.store.models import MeterValueRecord, SessionLogRecord
 from electra.store.session_log import LogTampered, SessionLog
+from tests.conftest import free_port
 
 
 @dataclass(frozen=True)
@@ -300,3 +303,42 @@ _SETTINGS: list[Settings] = []
 @pytest.fixture(autouse=True)
 def _chain_settings(chain_settings: Settings) -> None:
     _SETTINGS[:] = [chain_settings]
+
+
+@pytest.fixture
+def api_url(engine: Engine, session_electra: Electra) -> Iterator[str]:
+    """The REST API over this test's database, served by a real uvicorn on 127.0.0.1."""
+    import threading
+
+    import uvicorn
+
+    from electra.api.app import create_app
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(engine, lambda: session_electra), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.02)
+    assert server.started
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_the_api_serves_the_proof_bundle(api_url: str, charged: Charged, session_electra: Electra) -> None:
+    sid = charged.session_ids[0]
+    r = httpx.get(f"{api_url}/api/v1/sessions/{sid}/proof", params={"verify": "true"}, timeout=30)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["verification"]["verified"] is True
+    bundle = ProofBundle.from_json({k: v for k, v in body.items() if k != "verification"})
+    assert bundle.session_id == sid and verify_bundle(bundle, rpc(session_electra)).ok  # checked here, too
+    r = httpx.get(f"{api_url}/api/v1/sessions/{10**12}/proof", timeout=10)
+    assert r.status_code == 404 and r.json()["code"] == "session-not-recorded"
+    r = httpx.get(f"{api_url}/api/v1/sessions/abc/proof", timeout=10)
+    assert r.status_code == 422

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     rpc_timeout_s: float = Field(default=10.0, gt=0)
     csms_host: str = Field(default="127.0.0.1", description="Where the OCPP central system listens.")
     csms_port: int = Field(default=9000, ge=0, le=65535)
+    api_host: str = Field(default="127.0.0.1", description="Where the REST API listens.")
+    api_port: int = Field(default=8000, ge=0, le=65535, description="REST API port; 0 picks a free one.")
     ocpp_security_profile: int = Field(
         default=1, ge=0, le=2, description="0: no auth (dev only), 1: Basic auth, 2: Basic auth over TLS."
     )

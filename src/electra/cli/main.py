@@ -208,6 +208,7 @@ async def _serve_platform(platform: Any, demo: bool) -> None:
     payments = _payments(system)
     await system.start()
     console.print(f"OCPP central system on {system.url}{{charge_point_id}}", highlight=False)
+    api_server, api_task = await _start_api(system)
     fleet_task = await _start_demo(system, stop, payments) if demo else None
     settle_task = asyncio.create_task(_settle_forever(payments, stop)) if payments is not None else None
     anchoring = _anchoring(system)
@@ -225,7 +226,40 @@ async def _serve_platform(platform: Any, demo: bool) -> None:
             await settle_task
         if anchor_task is not None:
             await anchor_task
+        api_server.should_exit = True
+        await api_task
         await system.stop()
+
+
+async def _start_api(system: Any) -> tuple[Any, asyncio.Task[None]]:
+    """The REST API (electra.api) on api_host:api_port, in this event loop."""
+    import uvicorn
+
+    from electra.api.app import create_app
+    from electra.errors import DeploymentMissing
+
+    def bindings() -> Any:
+        try:
+            return common.electra()
+        except DeploymentMissing:
+            return None
+
+    s = common.settings()
+    api = create_app(system.store.engine, bindings, s.effective_rpc_url)
+    server = uvicorn.Server(uvicorn.Config(api, host=s.api_host, port=s.api_port, log_level="warning", lifespan="off"))
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # the platform owns the signals
+    task = asyncio.create_task(server.serve())
+    while not server.started and not task.done():
+        await asyncio.sleep(0.05)
+    if task.done():
+        task.result()  # raises why it could not start
+    port = server.servers[0].sockets[0].getsockname()[1]
+    console.print(
+        f"REST API on http://{s.api_host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json; "
+        "a session's proof: /api/v1/sessions/ID/proof)",
+        highlight=False,
+    )
+    return server, task
 
 
 def _payments(system: Any) -> Any:
