@@ -19,6 +19,8 @@ from sqlalchemy import Engine
 
 from electra import __version__
 from electra.chain.bindings import Electra
+from electra.discovery.index import Filters, StationIndex
+from electra.domain.station import parse_connectors
 from electra.errors import ChainError, ElectraError, InvalidInput
 
 PROBLEM = "application/problem+json"
@@ -36,9 +38,15 @@ def problem(status: int, code: str, title: str, detail: str | None = None) -> JS
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
-def create_app(engine: Engine, electra: Callable[[], Electra | None], rpc_url: str | None = None) -> FastAPI:
+def create_app(
+    engine: Engine | None,
+    electra: Callable[[], Electra | None],
+    rpc_url: str | None = None,
+    stations: Callable[[], StationIndex] | None = None,
+) -> FastAPI:
     """The API over the platform's database. ``electra`` gives the chain bindings (None when no
-    deployment is known); ``rpc_url`` is what the server verifies bundles against."""
+    deployment is known); ``rpc_url`` is what the server verifies bundles against; ``stations``
+    gives the current discovery index (kept in step by a StationIndexer)."""
     app = FastAPI(
         title="Electra",
         version=__version__,
@@ -82,5 +90,38 @@ def create_app(engine: Engine, electra: Callable[[], Electra | None], rpc_url: s
             return problem(503, "chain-unavailable", f"the chain RPC failed: {exc}", "retry when the chain is back")
         except ElectraError as exc:
             return problem(409, "log-inconsistent", exc.cause, exc.fix)
+
+    @app.get(
+        "/api/v1/stations/nearby",
+        tags=["stations"],
+        summary="The k best chargers near a position, with filters; each result says why it ranks there",
+        responses={400: {"description": "bad position or filter"}, 503: {"description": "index not ready"}},
+    )
+    def stations_nearby(
+        lat: Annotated[float, Query(ge=-90, le=90, description="Latitude, degrees")],
+        lon: Annotated[float, Query(ge=-180, le=180, description="Longitude, degrees")],
+        k: Annotated[int, Query(ge=1, le=100)] = 10,
+        connector: Annotated[str | None, Query(description="Any of these connectors, comma-separated")] = None,
+        min_power_kw: Annotated[int, Query(ge=0, le=10_000)] = 0,
+        max_price_per_wh: Annotated[int | None, Query(ge=0, description="Base units of the asset per Wh")] = None,
+        available: Annotated[bool, Query(description="Only chargers with a connector Available now")] = False,
+        public: Annotated[bool, Query(description="Only chargers leased to the public")] = False,
+        radius_km: Annotated[float | None, Query(gt=0, le=20_000)] = None,
+    ) -> Any:
+        if stations is None:
+            return problem(503, "discovery-off", "discovery is not running in this process")
+        try:
+            filters = Filters(
+                connector_mask=parse_connectors(connector.split(",")) if connector else 0,
+                min_power_w=min_power_kw * 1000,
+                max_price_per_wh=max_price_per_wh,
+                available_now=available,
+                public_only=public,
+                radius_m=None if radius_km is None else int(radius_km * 1000),
+            )
+            found = stations().nearby(round(lat * 1e6), round(lon * 1e6), k, filters)
+        except InvalidInput as exc:
+            return problem(400, "bad-query", exc.cause, exc.fix)
+        return {"count": len(found), "items": [f.to_json() for f in found]}
 
     return app

@@ -19,6 +19,7 @@ from electra.chain.devchain import DevChain
 from electra.cli import common
 from electra.cli.common import JsonOpt, console, emit, handles_errors, kv_table
 from electra.cli.dao import dao_app
+from electra.cli.find import find as find_command
 from electra.cli.ocpp import ocpp_app
 from electra.cli.session import session_app
 from electra.cli.sim import sim_app
@@ -47,6 +48,7 @@ app.add_typer(wallet_app, name="wallet")
 app.add_typer(session_app, name="session")
 app.command("verify")(verify_command)
 app.command("audit")(audit_command)
+app.command("find")(find_command)
 
 
 @app.callback()

@@ -1,0 +1,173 @@
+"""Keeps the station index in step with the chain and the central system.
+
+The chain says which chargers exist, where, what they can do, who holds them and whether they are
+active: StationRegistry's events (``StationRegistered``, ERC-721 ``Transfer``,
+``StationDeactivated``/``Activated``, ``StationSuspensionChanged``, ``StationMetadataUpdated``).
+:meth:`StationIndexer.sync` reads the events after its cursor block and re-reads each touched
+charger's record (so events applied in any order give the chain's current state). The store says
+the rest: live availability from OCPP StatusNotification (``connector_states``), the owner's
+tariff and lease (public or not), and reliability from the charger's recent sessions and faults
+(:meth:`refresh_live`, cheap enough to run every few seconds).
+
+Reliability, in permille: the share of the charger's sessions of the last 30 days that completed
+unflagged (1000 with none), times the share of its connectors not Faulted or Unavailable now.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from sqlalchemy import Engine, func, select
+
+from electra.chain.bindings import StationRecord, StationRegistryBinding
+from electra.discovery.index import Listing, StationIndex
+from electra.domain.ranking import Availability
+from electra.payments.tariffs import DEFAULT_TARIFF
+from electra.store.models import ConnectorState, LeaseRecord, SessionRecord, TariffRecord
+
+EVENTS = (
+    "StationRegistered",
+    "Transfer",
+    "StationDeactivated",
+    "StationActivated",
+    "StationSuspensionChanged",
+    "StationMetadataUpdated",
+)
+DOWN = ("Faulted", "Unavailable")
+RELIABILITY_WINDOW_MS = 30 * 24 * 3600 * 1000
+
+
+def listing_of(record: StationRecord) -> Listing:
+    return Listing(
+        token_id=record.token_id,
+        charger_id=record.charger_id,
+        latitude_e6=record.latitude_e6,
+        longitude_e6=record.longitude_e6,
+        max_power_w=record.max_power_w,
+        connector_types=record.connector_types,
+        active=record.active,
+        owner=record.owner,
+    )
+
+
+class StationIndexer:
+    def __init__(
+        self,
+        stations: StationRegistryBinding,
+        engine: Engine | None = None,
+        index: StationIndex | None = None,
+        from_block: int = 0,
+        clock: Callable[[], float] = time.time,
+        boost: Callable[[int], int] | None = None,
+    ) -> None:
+        self.stations = stations
+        self.engine = engine
+        self.index = index or StationIndex()
+        self.cursor = from_block - 1  # the last block whose events are applied
+        self.clock = clock
+        self.boost = boost  # a charger's staking boost points, when staking is deployed
+
+    def sync(self) -> int:
+        """Applies the registry's events up to the latest block; returns how many chargers changed."""
+        latest = int(self.stations.client.w3.eth.block_number)
+        if latest <= self.cursor:
+            return 0
+        touched: set[int] = set()
+        for name in EVENTS:
+            event = getattr(self.stations.contract.events, name)
+            for log in event().get_logs(from_block=self.cursor + 1, to_block=latest):
+                touched.add(int(log["args"]["tokenId"]))
+        for token_id in sorted(touched):
+            listing = listing_of(self.stations.station(token_id))
+            old = self.index.get(token_id)
+            if old is not None:  # keep what the store told us until the next refresh
+                listing = replace(
+                    listing,
+                    price_per_wh=old.price_per_wh,
+                    asset=old.asset,
+                    public=old.public,
+                    availability=old.availability,
+                    reliability_permille=old.reliability_permille,
+                    boost_points=old.boost_points,
+                )
+            self.index.upsert(listing)
+        self.cursor = latest
+        if touched:
+            self.refresh_live(touched)
+        return len(touched)
+
+    def refresh_live(self, only: set[int] | None = None) -> None:
+        """Availability, tariff, lease, reliability (and staking boost) from the store into the index."""
+        if self.engine is None:
+            return
+        by_charger = {}
+        for token_id in only if only is not None else self.index.token_ids():
+            x = self.index.get(token_id)
+            if x is not None:
+                by_charger[x.charger_id] = x
+        if not by_charger:
+            return
+        ids = list(by_charger)
+        since = int(self.clock() * 1000) - RELIABILITY_WINDOW_MS
+        statuses: dict[str, list[str]] = {}
+        with self.engine.connect() as conn:
+            for cid, status in conn.execute(
+                select(ConnectorState.charger_id, ConnectorState.status).where(
+                    ConnectorState.charger_id.in_(ids), ConnectorState.connector_id > 0
+                )
+            ):
+                statuses.setdefault(cid, []).append(status)
+            tariffs = {
+                cid: (asset, int(price))
+                for cid, asset, price in conn.execute(
+                    select(TariffRecord.charger_id, TariffRecord.asset, TariffRecord.energy_price_per_wh).where(
+                        TariffRecord.charger_id.in_(ids)
+                    )
+                )
+            }
+            public = {
+                cid: bool(p)
+                for cid, p in conn.execute(
+                    select(LeaseRecord.charger_id, LeaseRecord.public).where(LeaseRecord.charger_id.in_(ids))
+                )
+            }
+            sessions: dict[str, tuple[int, int]] = {}
+            for cid, total, failed in conn.execute(
+                select(
+                    SessionRecord.charger_id,
+                    func.count(),
+                    func.sum((SessionRecord.flags != "").cast(SessionRecord.id.type)),
+                )
+                .where(
+                    SessionRecord.charger_id.in_(ids),
+                    SessionRecord.status == "completed",
+                    SessionRecord.started_at_ms >= since,
+                )
+                .group_by(SessionRecord.charger_id)
+            ):
+                sessions[cid] = (int(total), int(failed or 0))
+        for cid, x in by_charger.items():
+            states = statuses.get(cid, [])
+            if not states:
+                availability = Availability.UNKNOWN
+            elif "Available" in states:
+                availability = Availability.AVAILABLE
+            else:
+                availability = Availability.OCCUPIED
+            total, failed = sessions.get(cid, (0, 0))
+            up = 1000 if not states else 1000 * sum(s not in DOWN for s in states) // len(states)
+            ok = 1000 if total == 0 else 1000 * (total - failed) // total
+            asset, price = tariffs.get(cid, (DEFAULT_TARIFF.asset, DEFAULT_TARIFF.energy_price_per_wh))
+            self.index.upsert(
+                replace(
+                    x,
+                    availability=availability,
+                    reliability_permille=up * ok // 1000,
+                    price_per_wh=price,
+                    asset=asset,
+                    public=bool(public.get(cid, True)),
+                    boost_points=self.boost(x.token_id) if self.boost is not None else x.boost_points,
+                )
+            )
