@@ -120,8 +120,12 @@ def test_never_more_than_the_cap_and_all_rewards_accounted(rows: list, cap: int)
     assert r.total <= cap
     assert r.total_before_cap == sum(s.amount for s in r.sessions)
     assert all(n > 0 for n in r.amounts.values())
+    by_id = {x.record.session_id: x.record for x in records}
+    self_dealt = [
+        s for s in r.sessions if (by_id[s.session_id].vehicle_id, by_id[s.session_id].charger_token_id) == (11, 3)
+    ]
     assert all(
-        s.amount == 0
-        for s, x in zip(r.sessions, records, strict=False)
-        if x.record.vehicle_id == 11 and x.record.charger_token_id == 3
+        s.amount == 0 and s.reason.startswith("self-dealing")
+        for s in self_dealt
+        if by_id[s.session_id].energy_wh >= 1000
     )
