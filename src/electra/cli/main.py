@@ -20,6 +20,7 @@ from electra.cli import common
 from electra.cli.common import JsonOpt, console, emit, handles_errors, kv_table
 from electra.cli.dao import dao_app
 from electra.cli.find import find as find_command
+from electra.cli.ocpi import ocpi_app
 from electra.cli.ocpp import ocpp_app
 from electra.cli.session import session_app
 from electra.cli.sim import sim_app
@@ -43,6 +44,7 @@ app.add_typer(station_app, name="station")
 app.add_typer(vehicle_app, name="vehicle")
 app.add_typer(dao_app, name="dao")
 app.add_typer(ocpp_app, name="ocpp")
+app.add_typer(ocpi_app, name="ocpi")
 app.add_typer(sim_app, name="sim")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(session_app, name="session")
