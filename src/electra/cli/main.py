@@ -235,6 +235,18 @@ async def _serve_platform(platform: Any, demo: bool) -> None:
         await system.stop()
 
 
+def _station_indexer(system: Any) -> Any:
+    """Discovery's index, kept in step with StationRegistry and the store (None before deployment)."""
+    from electra.discovery.indexer import StationIndexer
+    from electra.errors import DeploymentMissing
+
+    try:
+        e = common.electra()
+    except DeploymentMissing:
+        return None
+    return StationIndexer(e.stations, system.store.engine, from_block=e.deployment.block_number, max_age_s=5.0)
+
+
 async def _start_api(system: Any) -> tuple[Any, asyncio.Task[None]]:
     """The REST API (electra.api) on api_host:api_port, in this event loop."""
     import uvicorn
@@ -249,7 +261,13 @@ async def _start_api(system: Any) -> tuple[Any, asyncio.Task[None]]:
             return None
 
     s = common.settings()
-    api = create_app(system.store.engine, bindings, s.effective_rpc_url)
+    indexer = _station_indexer(system)
+    api = create_app(
+        system.store.engine,
+        bindings,
+        s.effective_rpc_url,
+        stations=(lambda: indexer.fresh()) if indexer is not None else None,
+    )
     server = uvicorn.Server(uvicorn.Config(api, host=s.api_host, port=s.api_port, log_level="warning", lifespan="off"))
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # the platform owns the signals
     task = asyncio.create_task(server.serve())
