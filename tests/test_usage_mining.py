@@ -1,4 +1,4 @@
-"""Usage-mining epochs (electra.domain.rewards): the rules, determinism, the cap, the leaves."""
+"""Usage-mining epochs (electra.domain.usage_mining): the rules, determinism, the cap, the leaves."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from electra.domain.merkle import verify
 from electra.domain.record import SessionRecord
-from electra.domain.rewards import AnchoredRecord, RewardParameters, compute_epoch, leaf, proof_for
+from electra.domain.usage_mining import AnchoredRecord, RewardParameters, compute_epoch, leaf, proof_for
 
 DAY_MS = 24 * 3_600_000
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % DAY_MS  # a midnight, UTC
