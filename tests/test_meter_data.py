@@ -616,3 +616,38 @@ def test_a_verified_session_is_billed_in_full(store_engine: Engine) -> None:
     bill, leaf = biller(store_engine).bill(session_row_model(store_engine, s.db_id))
     # No charge authorization here (a driver's card): manual for that reason, not for its meter.
     assert (bill.status, bill.reason, leaf.energy_wh) == (MANUAL, NO_AUTHORIZATION, 1_500)
+
+
+# -- the migration ------------------------------------------------------------------------------
+
+
+def test_migration_0005_gives_the_models_schema_and_downgrades(store_url: str) -> None:
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.config import Config
+    from alembic.migration import MigrationContext
+    from sqlalchemy import inspect
+
+    from electra.store.db import MIGRATIONS, make_engine, migrate
+    from electra.store.models import Base
+
+    engine = make_engine(store_url)
+    try:
+        migrate(engine)
+        with engine.connect() as conn:  # the migrations build exactly what the models describe
+            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0004")
+        insp = inspect(engine)
+        assert "meter_keys" not in insp.get_table_names()
+        assert "verification" not in {c["name"] for c in insp.get_columns("meter_values")}
+        assert "meter_data" not in {c["name"] for c in insp.get_columns("sessions")}
+        migrate(engine)
+        assert {"verification", "ocmf_pagination", "meter_serial"} <= {
+            c["name"] for c in inspect(engine).get_columns("meter_values")
+        }
+    finally:
+        engine.dispose()
