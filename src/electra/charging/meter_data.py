@@ -14,8 +14,9 @@ A key sent with the record (2.0.1 ``signedMeterValue.publicKey``) is trusted onl
 registered one; any other key makes the reading invalid, whether or not its signature holds.
 
 Parsed keys are kept per charger (:class:`MeterTrust`), so checking a record is one OCMF parse and
-one signature check. The store's row is read again after ``ttl_s``, which is how a key set with
-the CLI reaches a running central system. The session rules over all of a session's records are
+one signature check. Every ``ttl_s`` one query looks whether any row of ``meter_keys`` changed;
+only then are the chargers' rows read again: that is how a key set with the CLI reaches a running
+central system. The session rules over all of a session's records are
 :func:`electra.domain.meter_data.judge`'s.
 """
 
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 
 from pyocmf import OCMF, PyOCMFError
 from pyocmf.crypto.verification import decode_signature_data
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from electra.domain.meter_data import ReadingCheck, Verification
@@ -75,21 +76,31 @@ class MeterKeyBook:
                 row.updated_at_ms,
             )
 
+    def stamp(self) -> tuple[int, int]:
+        """(rows, sum of their update times) of the whole table: every put changes it, as a put
+        moves its row's update time forward."""
+        with self.engine.connect() as conn:
+            rows, total = conn.execute(
+                select(func.count(), func.coalesce(func.sum(MeterKeyRecord.updated_at_ms), 0))
+            ).one()
+        return int(rows), int(total)
+
     def put(self, charger_id: str, public_key: MeterKey | None, signing: str | None) -> MeterKeyEntry:
         """Registers ``public_key`` (None: the NFT device key) and ``signing`` (None: the default)."""
         if signing is not None and signing not in SIGNING_POLICIES:
             raise InvalidInput(f"signing policy {signing!r}", "use required or optional")
         now = int(self.clock() * 1000)
         with Session(self.engine) as s, s.begin():
-            s.merge(
-                MeterKeyRecord(
-                    charger_id=charger_id,
-                    public_key=public_key.hex if public_key is not None else None,
-                    curve=public_key.curve if public_key is not None else None,
-                    signing=signing,
-                    updated_at_ms=now,
-                )
-            )
+            row = s.get(MeterKeyRecord, charger_id)
+            if row is None:
+                row = MeterKeyRecord(charger_id=charger_id)
+                s.add(row)
+            else:
+                now = max(now, row.updated_at_ms + 1)
+            row.public_key = public_key.hex if public_key is not None else None
+            row.curve = public_key.curve if public_key is not None else None
+            row.signing = signing
+            row.updated_at_ms = now
         return MeterKeyEntry(charger_id, public_key, signing, now)
 
 
@@ -101,7 +112,7 @@ class MeterTrust:
     signing_required: bool
     key: MeterKey | None  # a registered meter key
     device: str | None  # the NFT's device address
-    fetched_at: float = 0.0
+    fetched_at: float = 0.0  # when it was read from the store (the verifier's clock)
     learned: MeterKey | None = field(default=None, repr=False)  # the device's key, once proven
 
     @property
@@ -127,6 +138,10 @@ class MeterDataVerifier:
         self.clock = clock
         self.devices: dict[str, str | None] = {}  # charger id -> NFT device address, from admission
         self._trust: dict[str, MeterTrust] = {}
+        self._stamp: tuple[int, int] | None = None  # (rows, last update) of meter_keys when last read
+        self._stamp_at = float("-inf")
+        self._keys: dict[str, MeterKey] = {}  # registered keys, parsed
+        self._learned: dict[str, tuple[str, MeterKey]] = {}  # charger -> (device, its key), once proven
         self._sent_keys: dict[str, MeterKey | None] = {}  # a publicKey as sent -> parsed (None: unusable)
 
     def know_device(self, charger_id: str, device: str | None) -> None:
@@ -136,27 +151,38 @@ class MeterDataVerifier:
             self._trust.pop(charger_id, None)
 
     def fresh(self, charger_id: str) -> MeterTrust | None:
-        t = self._trust.get(charger_id)
-        if t is not None and self.clock() - t.fetched_at < self.ttl_s:
-            return t
-        return None
+        """The charger's trust as held, unless the store may have changed since it was read."""
+        if self.clock() - self._stamp_at >= self.ttl_s:
+            return None
+        return self._trust.get(charger_id)
 
     async def trust(self, charger_id: str) -> MeterTrust:
-        t = self.fresh(charger_id)
-        if t is not None:
-            return t
-        entry = await asyncio.to_thread(self.book.get, charger_id)
-        return self.trust_from(charger_id, entry)
+        if self.clock() - self._stamp_at >= self.ttl_s:
+            # One look at the whole table per ttl_s, whatever the number of chargers: only if a
+            # row changed are the chargers' rows read again (each once, when next needed).
+            self._stamp_at = self.clock()
+            stamp = await asyncio.to_thread(self.book.stamp)
+            if stamp != self._stamp:
+                self._stamp = stamp
+                self._trust.clear()
+        t = self._trust.get(charger_id)
+        if t is None:
+            entry = await asyncio.to_thread(self.book.get, charger_id)
+            t = self.trust_from(charger_id, entry)
+        return t
 
     def trust_from(self, charger_id: str, entry: MeterKeyEntry | None) -> MeterTrust:
-        old = self._trust.get(charger_id)
         key = entry.public_key if entry is not None else None
-        if key is not None and old is not None and old.key is not None and old.key.same_as(key):
-            key = old.key  # the parsed key already held
+        old = self._keys.get(charger_id)
+        if key is not None and old is not None and old.same_as(key):
+            key = old  # the parsed key already held
+        if key is not None:
+            self._keys[charger_id] = key
         signing = (entry.signing if entry is not None else None) or self.signing_default
         t = MeterTrust(charger_id, signing == REQUIRED, key, self.devices.get(charger_id), self.clock())
-        if old is not None and old.device == t.device and key is None:
-            t.learned = old.learned
+        learned = self._learned.get(charger_id)
+        if key is None and learned is not None and learned[0] == t.device:
+            t.learned = learned[1]
         self._trust[charger_id] = t
         return t
 
@@ -224,8 +250,7 @@ class MeterDataVerifier:
             raise InvalidInput("the public key sent with the record is not a usable key")
         return key
 
-    @staticmethod
-    def _learn(trust: MeterTrust, doc: OCMF, payload: str, sent: MeterKey | None) -> MeterKey:
+    def _learn(self, trust: MeterTrust, doc: OCMF, payload: str, sent: MeterKey | None) -> MeterKey:
         """The device key, from the key sent with the record or from the signature (secp256k1 only)."""
         if trust.device is None:
             raise InvalidInput("no meter key is registered for this charger and its NFT device is not known")
@@ -246,6 +271,7 @@ class MeterDataVerifier:
         for key in candidates:
             if (key.address or "").lower() == trust.device.lower():
                 trust.learned = key
+                self._learned[trust.charger_id] = (trust.device, key)
                 return key
         raise InvalidInput(f"the record is not signed by the charger's device {trust.device}")
 

@@ -89,6 +89,8 @@ def ocmf_time(ms: int, status: str = "S") -> str:
 
 
 def _epoch_ms(t: dt.datetime) -> int:
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise OcmfError(f"reading time {t.isoformat()} has no UTC offset", "send TM with its offset, e.g. +0000")
     return (t - _EPOCH) // dt.timedelta(milliseconds=1)
 
 
