@@ -488,6 +488,8 @@ class SessionService:
             t.state = ChargingSession.start(
                 uid, charger_id, t.connector_id, Started(t.started_at_ms, meter_stop_wh, t.id_token)
             )
+            if t.meter_data == MeterData.FAILED.value:
+                t.state = t.state.flagged(Flag.METER_DATA_UNVERIFIED)
         stop_wh = meter_stop_wh if meter_stop_wh is not None else t.state.readings[-1].register_wh
         applied = t.state.apply(Stopped(timestamp_ms, stop_wh, reason or "Local"))
         t.state = applied.session
@@ -586,6 +588,8 @@ class SessionService:
                 t.state = ChargingSession.start(
                     t.uid, t.charger_id, t.connector_id, Started(r.timestamp_ms, r.register_wh, t.id_token)
                 )
+                if t.meter_data == MeterData.FAILED.value:
+                    t.state = t.state.flagged(Flag.METER_DATA_UNVERIFIED)
                 t.start_dirty = True
                 outcome = Outcome.APPLIED
             else:
