@@ -104,6 +104,10 @@ class SessionRecord(Base):
     flags: Mapped[str] = mapped_column(String(255), nullable=False, default="")
     offline: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     updated_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # Signed meter data (electra.domain.meter_data.MeterData): verified | unsigned | failed, None
+    # while a running session has broken no rule yet, or when nothing checks it; why it failed.
+    meter_data: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    meter_data_detail: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class MeterValueRecord(Base):
@@ -120,6 +124,31 @@ class MeterValueRecord(Base):
     signed_data: Mapped[str | None] = mapped_column(Text, nullable=True)
     signing_method: Mapped[str | None] = mapped_column(String(64), nullable=True)
     public_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # What checking the signed data found (electra.domain.meter_data.Verification): verified |
+    # unsigned | invalid (None: not checked); why it is invalid; and, from a verified record, what
+    # the session's rules need: PG, TX, MS, GS (device-given text, cut to the column).
+    verification: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    verification_detail: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    ocmf_pagination: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    ocmf_tx: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    meter_serial: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    gateway_serial: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class MeterKeyRecord(Base):
+    """A charger's registered meter public key and its signing policy.
+
+    Without a row (or with ``public_key`` None) the charger's meter key is its NFT device key
+    (secp256k1, found by its address). ``signing``: required | optional, None for the platform's
+    default (``ELECTRA_METER_SIGNING``)."""
+
+    __tablename__ = "meter_keys"
+
+    charger_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    public_key: Mapped[str | None] = mapped_column(Text, nullable=True)  # hex DER SubjectPublicKeyInfo
+    curve: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    signing: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 class TransactionEventSeen(Base):
