@@ -305,3 +305,15 @@ def test_the_cli_finds_chargers_and_round_trips_ocpi(
     assert r.exit_code == 0, r.output
     back = {x["id"]: x for x in json.loads(r.output)["locations"]}
     assert back["CP-MAD-0"]["latitude_e6"] == 40_416_775 and back["CP-MAD-1"]["max_power_w"] == 100_000
+    from sqlalchemy import select
+
+    from electra.store.models import OcpiLocationRecord
+
+    engine = make_engine(env["ELECTRA_DB_URL"])
+    with engine.connect() as conn:
+        stored = {row.location_id: row for row in conn.execute(select(OcpiLocationRecord.__table__))}
+    engine.dispose()
+    assert stored["CP-MAD-1"].party_id == "ELC" and stored["CP-MAD-1"].max_power_w == 100_000
+    assert electra.stations.token_id_of("CP-MAD-9") == 0  # importing minted nothing
+    r = run.invoke(app, ["ocpi", "import", str(out)], env=env)  # again: upserted, not duplicated
+    assert r.exit_code == 0 and "none minted" in r.output

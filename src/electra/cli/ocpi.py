@@ -50,7 +50,7 @@ def import_(
 ) -> None:
     """Reads and checks OCPI Locations into the platform's read model. Nothing is registered
     on-chain: mint a charger from an imported location with `electra station register`."""
-    from electra.discovery.ocpi import import_locations
+    from electra.discovery.ocpi import import_locations, store_locations
 
     try:
         doc = json.loads(source.read_text())
@@ -59,8 +59,9 @@ def import_(
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{source} is not JSON: {exc}", "give an OCPI Locations response") from exc
     rows = import_locations(doc)
+    stored = store_locations(common.store_engine(), rows, str(source), int(time.time() * 1000))
     data = {
-        "imported": len(rows),
+        "imported": stored,
         "locations": [
             {
                 "id": r.location_id,
@@ -76,4 +77,8 @@ def import_(
             for r in rows
         ],
     }
-    emit(data, as_json, lambda: console.print(f"{len(rows)} OCPI locations read and checked"))
+    emit(
+        data,
+        as_json,
+        lambda: console.print(f"{stored} OCPI locations read, checked and stored (table ocpi_locations); none minted"),
+    )
