@@ -24,6 +24,7 @@ from electra.cli.ocpi import ocpi_app
 from electra.cli.ocpp import ocpp_app
 from electra.cli.session import session_app
 from electra.cli.sim import sim_app
+from electra.cli.site import site_app
 from electra.cli.station import station_app
 from electra.cli.vehicle import vehicle_app
 from electra.cli.verify import audit as audit_command
@@ -48,6 +49,7 @@ app.add_typer(ocpi_app, name="ocpi")
 app.add_typer(sim_app, name="sim")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(session_app, name="session")
+app.add_typer(site_app, name="site")
 app.command("verify")(verify_command)
 app.command("audit")(audit_command)
 app.command("find")(find_command)
@@ -213,6 +215,7 @@ async def _serve_platform(platform: Any, demo: bool) -> None:
     await system.start()
     console.print(f"OCPP central system on {system.url}{{charge_point_id}}", highlight=False)
     api_server, api_task = await _start_api(system)
+    balance_task = _start_balancer(system, stop)
     fleet_task = await _start_demo(system, stop, payments) if demo else None
     settle_task = asyncio.create_task(_settle_forever(payments, stop)) if payments is not None else None
     anchoring = _anchoring(system)
@@ -232,7 +235,19 @@ async def _serve_platform(platform: Any, demo: bool) -> None:
             await anchor_task
         api_server.should_exit = True
         await api_task
+        await balance_task
         await system.stop()
+
+
+def _start_balancer(system: Any, stop: asyncio.Event) -> asyncio.Task[None]:
+    """Site load balancing (electra site ...): TxProfiles shared out every 2 s."""
+    from electra.intelligence.load_balancing import LoadBalancer, balance_forever
+    from electra.ocpp.commands import Commands
+
+    balancer = LoadBalancer(system.store.engine, Commands(system))
+    return asyncio.create_task(
+        balance_forever(balancer, stop, report=lambda line: console.print(f"[yellow]{line}[/]", highlight=False))
+    )
 
 
 def _station_indexer(system: Any) -> Any:
@@ -468,7 +483,9 @@ def csms(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        balance_task = _start_balancer(system, stop)
         await stop.wait()
+        await balance_task
         await system.stop()
 
     asyncio.run(serve())

@@ -607,7 +607,10 @@ class SimCharger(ABC):
     # --- metering -----------------------------------------------------------------------------
     def power_w(self, conn: Connector) -> int:
         caps = [self.identity.max_power_w]
-        caps += [c for c in (self.station_cap_w, conn.default_cap_w, conn.tx_cap_w) if c is not None]
+        # A TxProfile overrules the TxDefaultProfile for its transaction (OCPP 1.6 3.13.2, 2.0.1 K01);
+        # the charger's max profile caps both.
+        tx_or_default = conn.tx_cap_w if conn.tx_cap_w is not None else conn.default_cap_w
+        caps += [c for c in (self.station_cap_w, tx_or_default) if c is not None]
         if conn.tx is not None and conn.tx.vehicle_max_power_w is not None:
             caps.append(conn.tx.vehicle_max_power_w)
         return max(0, min(caps))
