@@ -22,6 +22,7 @@ from electra.cli.dao import dao_app
 from electra.cli.ocpp import ocpp_app
 from electra.cli.session import session_app
 from electra.cli.sim import sim_app
+from electra.cli.stake import stake_app
 from electra.cli.station import station_app
 from electra.cli.vehicle import vehicle_app
 from electra.cli.verify import audit as audit_command
@@ -45,6 +46,7 @@ app.add_typer(ocpp_app, name="ocpp")
 app.add_typer(sim_app, name="sim")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(session_app, name="session")
+app.add_typer(stake_app, name="stake")
 app.command("verify")(verify_command)
 app.command("audit")(audit_command)
 
