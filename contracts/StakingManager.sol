@@ -57,6 +57,11 @@ contract StakingManager is ICommissionHook, Ownable {
     address private _treasury;
     uint256 private _totalStaked;
     mapping(uint256 chargerId => mapping(address staker => Position)) private _positions;
+    // One bit per charger, 256 chargers per slot (charger ids are sequential from 1): set by the
+    // first stake on the charger, never cleared. The commission hook answers the flat fee for a
+    // charger without the bit from one (mostly warm) slot read instead of a cold position read:
+    // about 2,000 gas less per unstaked charger and batch.
+    mapping(uint256 word => uint256 bits) private _everStaked;
 
     error StakingManagerZeroAddress();
     error StakingManagerZeroAmount();
@@ -124,6 +129,9 @@ contract StakingManager is ICommissionHook, Ownable {
         bonded += amount;
         p.bonded = uint96(bonded);
         _totalStaked += amount;
+        uint256 bits = _everStaked[chargerId >> 8];
+        uint256 bit = 1 << (chargerId & 0xff);
+        if (bits & bit == 0) _everStaked[chargerId >> 8] = bits | bit;
         _token.safeTransferFrom(msg.sender, address(this), amount);
         emit Staked(chargerId, msg.sender, amount, bonded);
     }
@@ -170,13 +178,14 @@ contract StakingManager is ICommissionHook, Ownable {
     /// @notice PaymentHub's commission for a charger's sessions: the protocol fee less the
     /// discount of the tier that `payee`'s bonded stake on the charger reaches. PaymentHub passes
     /// the charger's current holder as `payee`, so only the holder's own stake counts.
-    /// @dev The discount is rounded down (the commission up). Reads at most six storage slots, well
-    /// inside PaymentHub's COMMISSION_HOOK_GAS.
+    /// @dev The discount is rounded down (the commission up). Reads one slot for a charger nobody
+    /// ever staked on, at most seven otherwise, well inside PaymentHub's COMMISSION_HOOK_GAS.
     function commissionBps(uint256 chargerId, address payee, address, uint256 protocolFeeBps)
         external
         view
         returns (uint256)
     {
+        if (_everStaked[chargerId >> 8] & (1 << (chargerId & 0xff)) == 0) return protocolFeeBps;
         uint256 tierNumber = _tierFor(_positions[chargerId][payee].bonded);
         if (tierNumber == 0) return protocolFeeBps;
         return protocolFeeBps - (protocolFeeBps * _tiers[tierNumber - 1].discountBps) / BPS;
@@ -202,6 +211,11 @@ contract StakingManager is ICommissionHook, Ownable {
     function discoveryBoostBps(uint256 chargerId) external view returns (uint256) {
         uint256 tierNumber = _tierFor(_positions[chargerId][_stations.ownerOf(chargerId)].bonded);
         return tierNumber == 0 ? 0 : _tiers[tierNumber - 1].boostBps;
+    }
+
+    /// @notice Whether anyone ever staked on the charger (then the commission hook reads stakes).
+    function everStaked(uint256 chargerId) external view returns (bool) {
+        return _everStaked[chargerId >> 8] & (1 << (chargerId & 0xff)) != 0;
     }
 
     /// @notice The tier a bonded stake reaches (0: none).

@@ -100,8 +100,11 @@ def test_only_the_holder_stakes_and_the_tier_follows_the_stake(w: World) -> None
     assert reverted(staking.stake, charger, 0, sender=HOST_A).error == "StakingManagerZeroAmount"
     assert reverted(staking.stake, 4242, ELC, sender=HOST_A).error == "ERC721NonexistentToken"
     assert staking.tier_of(charger).tier == 0
+    assert not staking.client.call(staking.contract.functions.everStaked(charger))
 
     staking.stake(charger, TIER_1.min_stake - 1, sender=HOST_A)
+    assert staking.client.call(staking.contract.functions.everStaked(charger))
+    assert not staking.client.call(staking.contract.functions.everStaked(charger + 1))
     assert staking.tier_of(charger).tier == 0
     assert staking.commission_bps(charger, HOST_A.address, w.usd, FLAT_BPS) == FLAT_BPS
     staking.stake(charger, 1, sender=HOST_A)
