@@ -287,3 +287,16 @@ def test_allocate_splits_exactly_and_in_proportion(emission: int, weights: dict[
         exact = emission * weight // total_weight
         assert exact <= shares.get(account, 0) <= exact + 1
     assert allocate(emission, dict(reversed(list(weights.items())))) == shares  # order does not matter
+
+
+def test_the_reward_example_in_docs_formats_holds() -> None:
+    """docs/formats.md gives these values to outsiders who build or check reward trees."""
+    doc = (ROOT / "docs" / "formats.md").read_text()
+    a, b, c = (dev_account(i).address for i in (1, 2, 3))
+    epoch = RewardEpoch.of(3, {a: 1_500 * ELC, b: 250 * ELC, c: 42})
+    proof = epoch.claim(a).proof
+    for shown in ("0x" + reward_leaf(3, a, 1_500 * ELC).hex(), "0x" + epoch.root.hex(), str(epoch.total)):
+        assert shown in doc
+    assert f"[0x{proof[0].hex()[:8]}...{proof[0].hex()[-8:]}, 0x{proof[1].hex()[:8]}...{proof[1].hex()[-8:]}]" in doc
+    assert proof == (reward_leaf(3, b, 250 * ELC), reward_leaf(3, c, 42))
+    assert oz_tree(epoch)["root"] == "0x" + epoch.root.hex()
