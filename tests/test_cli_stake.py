@@ -105,3 +105,5 @@ def test_dao_knows_the_staking_and_rewards_parameters(cli: Settings, electra: El
     err = one_line_error(run(cli, "dao", "slash", str(token_id), HOST.address, "1", "--evidence", "0x12", "-d", "x"))
     assert "32 bytes" in err
     assert "wired already" in one_line_error(run(cli, "dao", "wire"))
+    deployed = ok_json(run(cli, "deploy", "--json"))
+    assert (deployed["deployed"], deployed["wiring_pending"]) == (False, 0)
