@@ -126,12 +126,15 @@ contract StakingManager is ICommissionHook, Ownable {
         uint256 bonded = p.bonded;
         uint256 room = type(uint96).max - bonded;
         if (amount > room) revert StakingManagerStakeTooLarge(chargerId, msg.sender, amount, room);
+        // A position that holds stake got the charger's bit with its first stake.
+        if (bonded == 0 && p.unbonding == 0) {
+            uint256 bits = _everStaked[chargerId >> 8];
+            uint256 bit = 1 << (chargerId & 0xff);
+            if (bits & bit == 0) _everStaked[chargerId >> 8] = bits | bit;
+        }
         bonded += amount;
         p.bonded = uint96(bonded);
         _totalStaked += amount;
-        uint256 bits = _everStaked[chargerId >> 8];
-        uint256 bit = 1 << (chargerId & 0xff);
-        if (bits & bit == 0) _everStaked[chargerId >> 8] = bits | bit;
         _token.safeTransferFrom(msg.sender, address(this), amount);
         emit Staked(chargerId, msg.sender, amount, bonded);
     }
