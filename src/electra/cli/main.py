@@ -13,9 +13,11 @@ from typing import Annotated, Any
 import typer
 
 from electra import __version__
+from electra.chain.bindings import Electra
 from electra.chain.deploy import deploy as deploy_contracts
 from electra.chain.deploy import load_deployment, manifest_path
 from electra.chain.devchain import DevChain
+from electra.chain.governance import wiring_calls
 from electra.cli import common
 from electra.cli.common import JsonOpt, console, emit, handles_errors, kv_table
 from electra.cli.dao import dao_app
@@ -25,6 +27,7 @@ from electra.cli.ocpp import ocpp_app
 from electra.cli.session import session_app
 from electra.cli.sim import sim_app
 from electra.cli.site import site_app
+from electra.cli.stake import stake_app
 from electra.cli.station import station_app
 from electra.cli.vehicle import vehicle_app
 from electra.cli.verify import audit as audit_command
@@ -50,6 +53,7 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(session_app, name="session")
 app.add_typer(site_app, name="site")
+app.add_typer(stake_app, name="stake")
 app.command("verify")(verify_command)
 app.command("audit")(audit_command)
 app.command("find")(find_command)
@@ -160,16 +164,24 @@ def deploy(
     s = common.settings()
     c = common.client()
     d, fresh = deploy_contracts(c, s, force=force)
+    # A deployment that got staking and rewards added later needs the timelock to wire them.
+    pending = len(wiring_calls(Electra.of(c, d)))
     data = {
         "deployed": fresh,
         "manifest": str(manifest_path(s, c.chain_id).resolve()),
+        "wiring_pending": pending,
         **d.to_json(),
     }
-    emit(
-        data,
-        as_json,
-        lambda: kv_table("deployed" if fresh else "reusing deployment", _flatten(data)),
-    )
+
+    def human() -> None:
+        kv_table("deployed" if fresh else "reusing deployment", _flatten(data))
+        if pending:
+            console.print(
+                f"[yellow]{pending} governance call(s) still needed for staking and rewards: "
+                "propose them with `electra dao wire`[/]"
+            )
+
+    emit(data, as_json, human)
 
 
 @app.command()
