@@ -19,8 +19,8 @@ Merkle root RewardsDistributor holds. Rules (docs/rewards.md):
    charger's holder.
 6. If the epoch's total exceeds ``epoch_cap``, every account's amount is scaled to
    ``amount * epoch_cap // total`` (rounded down; the remainder is not minted).
-7. Leaves: ``(uint256 epoch, address account, uint256 amount)`` for every account with a non-zero
-   amount, as OpenZeppelin StandardMerkleTree leaves.
+7. The claims tree is :class:`electra.domain.rewards.RewardEpoch` of the amounts: one leaf
+   ``(uint256 epoch, address account, uint256 amount)`` per account with a non-zero amount.
 """
 
 from __future__ import annotations
@@ -29,14 +29,12 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
-from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
-from electra.domain.merkle import MerkleTree
 from electra.domain.record import SessionRecord
+from electra.domain.rewards import RewardEpoch
 from electra.errors import InvalidInput
 
-LEAF_TYPES = ("uint256", "address", "uint256")
 BPS = 10_000
 
 
@@ -120,20 +118,9 @@ class EpochResult:
     def total(self) -> int:
         return sum(self.amounts.values())
 
-    def leaves(self) -> list[tuple[int, str, int]]:
-        return [(self.parameters.epoch, a, n) for a, n in sorted(self.amounts.items()) if n > 0]
-
-    def tree(self) -> MerkleTree:
-        return MerkleTree.of([leaf(*v) for v in self.leaves()])
-
-    @property
-    def root(self) -> bytes:
-        values = self.leaves()
-        return self.tree().root if values else b"\0" * 32
-
-
-def leaf(epoch: int, account: str, amount: int) -> bytes:
-    return bytes(keccak(keccak(encode(list(LEAF_TYPES), [epoch, account, amount]))))
+    def to_epoch(self) -> RewardEpoch:
+        """The epoch's claims tree (RewardsDistributor's leaves); InvalidInput if nobody earned."""
+        return RewardEpoch.of(self.parameters.epoch, self.amounts)
 
 
 def compute_epoch(
@@ -201,13 +188,3 @@ def compute_epoch(
     total = sum(raw.values())
     amounts = raw if total <= p.epoch_cap else {a: n * p.epoch_cap // total for a, n in raw.items()}
     return EpochResult(p, {a: n for a, n in amounts.items() if n > 0}, out, utilization, total)
-
-
-def proof_for(result: EpochResult, account: str) -> tuple[int, list[bytes]] | None:
-    """(amount, proof) of ``account`` in the epoch, None if it earned nothing."""
-    amount = next((n for a, n in result.amounts.items() if a.lower() == account.lower()), 0)
-    if not amount:
-        return None
-    tree = result.tree()
-    key = next(a for a in result.amounts if a.lower() == account.lower())
-    return amount, tree.proof_of(leaf(result.parameters.epoch, key, amount))
