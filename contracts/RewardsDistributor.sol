@@ -46,6 +46,7 @@ contract RewardsDistributor is Ownable {
     uint256 private _lastEpoch;
     mapping(uint256 epoch => Epoch) private _epochs;
     mapping(uint256 epoch => mapping(address account => bool)) private _claimed;
+    bytes32 private _rules;
 
     error RewardsDistributorZeroAddress();
     error RewardsDistributorZeroRoot();
@@ -64,6 +65,7 @@ contract RewardsDistributor is Ownable {
     event RewardClaimed(uint256 indexed epoch, address indexed account, uint256 amount);
     event EpochCapChanged(uint256 previousCap, uint256 newCap);
     event PublisherChanged(address previousPublisher, address newPublisher);
+    event RulesChanged(bytes32 previousRules, bytes32 newRules);
 
     /// @param governance The timelock: sets the epoch cap and the publisher.
     /// @param token_ ELC; this contract must be one of its minters (ElectraToken.setMinter).
@@ -177,6 +179,13 @@ contract RewardsDistributor is Ownable {
         return address(_token);
     }
 
+    /// @notice keccak256 of the usage-mining rules epochs are computed with (rates, off-peak
+    /// hours, utilization threshold, minimum energy, driver share; docs/rewards.md). Zero: the
+    /// documented defaults.
+    function rules() external view returns (bytes32) {
+        return _rules;
+    }
+
     // ---------------------------------------------------------------- governance
 
     /// @notice Sets the most one epoch may pay out, for epochs published from now on. Governance
@@ -188,6 +197,13 @@ contract RewardsDistributor is Ownable {
     /// @notice Sets the account that publishes epochs (zero: nobody). Governance only.
     function setPublisher(address newPublisher) external onlyOwner {
         _setPublisher(newPublisher);
+    }
+
+    /// @notice Sets the digest of the usage-mining rules for epochs computed from now on.
+    /// Governance only.
+    function setRules(bytes32 newRules) external onlyOwner {
+        emit RulesChanged(_rules, newRules);
+        _rules = newRules;
     }
 
     // ---------------------------------------------------------------- internals

@@ -70,6 +70,8 @@ class Parameter:
             return parse_integer(text, self.name)
         if self.kind == "address":
             return checksum(text.strip())
+        if self.kind == "bytes32":
+            return parse_bytes32(text, self.name)
         return parse_tiers(text)
 
     def args(self, value: Any) -> list[Any]:
@@ -79,6 +81,8 @@ class Parameter:
             return [[(t.min_stake, t.discount_bps, t.boost_bps) for t in tiers]]
         if self.kind == "address":
             return [checksum(value)]
+        if self.kind == "bytes32":
+            return [parse_bytes32(value, self.name) if isinstance(value, str) else bytes(value)]
         if not isinstance(value, int) or value < 0:
             raise InvalidInput(f"{self.name} must be a whole, non-negative number, not {value!r}")
         return [value]
@@ -89,12 +93,28 @@ class Parameter:
             return [Tier(int(m), int(d), int(b)) for m, d, b in raw]
         if self.kind == "address":
             return str(raw)
+        if self.kind == "bytes32":
+            return "0x" + bytes(raw).hex()
         return int(raw)
 
     def show(self, value: Any) -> str:
         if self.kind == "tiers":
             return format_tiers(value)
         return str(value)
+
+
+def parse_bytes32(text: str, name: str) -> bytes:
+    """``0x`` and 64 hex digits, as 32 bytes."""
+    t = text.strip()
+    try:
+        raw = bytes.fromhex(t.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if not t.startswith("0x") or len(raw) != 32:
+        raise InvalidInput(
+            f"{name} must be 0x and 64 hex digits, not {text!r}", "e.g. the digest `electra rewards rules` prints"
+        )
+    return raw
 
 
 PARAMETERS: dict[str, Parameter] = {
@@ -142,6 +162,16 @@ PARAMETERS: dict[str, Parameter] = {
             "epochCap",
             "ELC base units",
             "most one usage-mining epoch may pay out",
+        ),
+        Parameter(
+            "reward-rules",
+            "RewardsDistributor",
+            "setRules",
+            "rules",
+            "keccak256",
+            "digest of the usage-mining rules: rates, off-peak hours, idle threshold, minimum energy, "
+            "driver share (docs/rewards.md; zero: the defaults)",
+            "bytes32",
         ),
         Parameter(
             "rewards-publisher",

@@ -73,7 +73,7 @@ def already_published(exc: ContractReverted) -> bool:
     return exc.error == ALREADY_PUBLISHED
 
 
-GOVERNED_SETTERS = ("setEpochCap", "setPublisher")
+GOVERNED_SETTERS = ("setEpochCap", "setPublisher", "setRules")
 
 
 def _hex(b: bytes) -> str:
@@ -139,6 +139,10 @@ class RewardsBinding:
     def epoch_cap(self) -> int:
         return int(self.client.call(self.contract.functions.epochCap()))
 
+    def rules(self) -> bytes:
+        """The governed usage-mining rules digest (32 zero bytes: the documented defaults)."""
+        return bytes(self.client.call(self.contract.functions.rules()))
+
     def publisher(self) -> str:
         return str(self.client.call(self.contract.functions.publisher()))
 
@@ -151,7 +155,7 @@ class RewardsBinding:
     # ------------------------------------------------------------ governance
 
     def governance_call(self, setter: str, *args: Any) -> tuple[str, bytes]:
-        """(target, calldata) of a governed setter: setEpochCap(amount), setPublisher(address)."""
+        """(target, calldata) of a governed setter: setEpochCap(amount), setPublisher(address), setRules(bytes32)."""
         if setter not in GOVERNED_SETTERS:
             names = ", ".join(GOVERNED_SETTERS)
             raise InvalidInput(f"{setter} is not a governed RewardsDistributor setter", f"one of {names}")

@@ -24,6 +24,7 @@ from electra.cli.dao import dao_app
 from electra.cli.find import find as find_command
 from electra.cli.ocpi import ocpi_app
 from electra.cli.ocpp import ocpp_app
+from electra.cli.rewards import rewards_app
 from electra.cli.session import session_app
 from electra.cli.sim import sim_app
 from electra.cli.site import site_app
@@ -52,6 +53,7 @@ app.add_typer(ocpi_app, name="ocpi")
 app.add_typer(sim_app, name="sim")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(session_app, name="session")
+app.add_typer(rewards_app, name="rewards")
 app.add_typer(site_app, name="site")
 app.add_typer(stake_app, name="stake")
 app.command("verify")(verify_command)

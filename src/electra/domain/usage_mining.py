@@ -36,6 +36,7 @@ from electra.domain.rewards import RewardEpoch
 from electra.errors import InvalidInput
 
 BPS = 10_000
+WINDOW_FIELDS = ("epoch", "start_ms", "end_ms", "first_seq", "last_seq", "snapshot_block", "epoch_cap")
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,17 @@ class RewardParameters:
         ).encode()
 
     def digest(self) -> bytes:
-        """keccak256 of the canonical JSON: what RewardsDistributor stores as the epoch's parameters."""
+        """keccak256 of the canonical JSON of every parameter, the epoch's window included."""
         return bytes(keccak(self.canonical()))
+
+    def rules(self) -> dict[str, object]:
+        """The governed part: everything but the epoch's number, window, seq range and snapshot."""
+        d = {k: v for k, v in json.loads(self.canonical()).items() if k not in WINDOW_FIELDS}
+        return d
+
+    def rules_digest(self) -> bytes:
+        """keccak256 of the rules' canonical JSON: what governance sets as ``RewardsDistributor.rules()``."""
+        return bytes(keccak(json.dumps(self.rules(), sort_keys=True, separators=(",", ":")).encode()))
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> RewardParameters:
