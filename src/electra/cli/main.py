@@ -20,6 +20,7 @@ from electra.cli import common
 from electra.cli.common import JsonOpt, console, emit, handles_errors, kv_table
 from electra.cli.dao import dao_app
 from electra.cli.find import find as find_command
+from electra.cli.intelligence import maintenance_app, pricing_app
 from electra.cli.ocpp import ocpp_app
 from electra.cli.session import session_app
 from electra.cli.sim import sim_app
@@ -46,6 +47,8 @@ app.add_typer(ocpp_app, name="ocpp")
 app.add_typer(sim_app, name="sim")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(session_app, name="session")
+app.add_typer(pricing_app, name="pricing")
+app.add_typer(maintenance_app, name="maintenance")
 app.command("verify")(verify_command)
 app.command("audit")(audit_command)
 app.command("find")(find_command)

@@ -26,9 +26,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingRegressor
 
 from electra.errors import InvalidInput
 from electra.intelligence.signals import HOUR_MS, WEEK_H, ChargerHistory, SessionOutcome
@@ -276,11 +276,13 @@ class UtilizationForecaster:
     learning_rate: float = 0.06
     loss: str = "squared_error"
     seed: int = 0
-    model: HistGradientBoostingRegressor | None = None
+    model: Any = None  # sklearn's HistGradientBoostingRegressor once fitted
     trained_rows: int = 0
 
     def fit(self, fleet: Fleet, until: int | None = None) -> UtilizationForecaster:
         """Trains on the targets before hour ``until`` (default: the whole series)."""
+        from sklearn.ensemble import HistGradientBoostingRegressor  # imported when needed: it takes a while
+
         until = fleet.hours if until is None else until
         x, y = feature_rows(fleet, training_origins(until, self.stride_h))
         keep = ~np.isnan(y) & ~np.isnan(x[:, FEATURES.index("lag_1w")])
@@ -380,3 +382,12 @@ def backtest(
         mae_seasonal_mean=np.nanmean(es, axis=0),
         mae_zero=np.nanmean(ez, axis=0),
     )
+
+
+SITE_GRID_E6 = 1_000  # 0.001 degree: about 110 m north-south
+
+
+def site_key(latitude_e6: int, longitude_e6: int) -> str:
+    """The site of a charger at this position: chargers in the same cell of a 0.001-degree grid
+    share one (a parking lot, a forecourt). Integer microdegrees, as StationRegistry keeps them."""
+    return f"site:{latitude_e6 // SITE_GRID_E6}:{longitude_e6 // SITE_GRID_E6}"

@@ -27,7 +27,6 @@ from enum import Enum
 from typing import Any
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier
 
 from electra.errors import InvalidInput
 from electra.intelligence.history import FleetHistory, SimCharger
@@ -208,9 +207,11 @@ class RiskModel:
     """Probability of failure within :data:`HORIZON_DAYS`, as permille."""
 
     seed: int = 0
-    model: HistGradientBoostingClassifier | None = None
+    model: Any = None  # sklearn's HistGradientBoostingClassifier once fitted
 
     def fit(self, data: Samples) -> RiskModel:
+        from sklearn.ensemble import HistGradientBoostingClassifier  # imported when needed: it takes a while
+
         if data.y.sum() < 5 or (~data.y).sum() < 5:
             raise InvalidInput(
                 f"{int(data.y.sum())} failures in {len(data.y)} samples: too few to learn from",

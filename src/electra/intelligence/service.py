@@ -38,7 +38,7 @@ from electra.intelligence.pricing import (
     quote,
 )
 from electra.intelligence.signals import DAY_MS, HOUR_MS, WEEK_H
-from electra.intelligence.store import QuoteBook, TicketBook, known_charger, load_histories
+from electra.intelligence.store import QuoteBook, TicketBook, known_charger, known_charger_ids, load_histories
 
 # The governed parameter the DAO is to publish on PaymentHub (docs/intelligence.md): a getter
 # returning (floorBps, capBps), both zero until set. Read when the deployed contract has it.
@@ -69,6 +69,10 @@ def governed_multiplier_bounds(published: Callable[[], MultiplierBounds | None])
     return bounds
 
 
+class UnknownCharger(InvalidInput):
+    """The store has nothing of this charger: no boot, session or tariff."""
+
+
 @dataclass
 class PricingService:
     """Quotes a charger's price for the current hour: the hour's published quote if there is one,
@@ -95,7 +99,7 @@ class PricingService:
         if found is not None:
             return found[0], False
         if not known_charger(self.engine, charger_id):
-            raise InvalidInput(f"unknown charger {charger_id}", "it has never booted, charged or had a tariff here")
+            raise UnknownCharger(f"unknown charger {charger_id}", "it has never booted, charged or had a tariff here")
         base = self.tariff_of(charger_id)
         q = quote(
             charger_id,
@@ -207,3 +211,49 @@ class MaintenanceService:
                 if again is not None:
                     rescored.append(again)
         return ScanReport(self.threshold_permille, tuple(scores), tuple(opened), tuple(rescored))
+
+
+def registry_sites(electra: Any, charger_ids: Sequence[str]) -> dict[str, str]:
+    """Each registered charger's site from its StationRegistry position (see ``site_key``); a
+    charger that is not registered is a site of its own."""
+    from electra.errors import ContractReverted
+    from electra.intelligence.forecast import site_key
+
+    out = {}
+    for cid in charger_ids:
+        token_id = electra.stations.token_id_of(cid)
+        if token_id == 0:
+            continue
+        try:
+            record = electra.stations.station(token_id)
+        except ContractReverted:
+            continue
+        out[cid] = site_key(record.latitude_e6, record.longitude_e6)
+    return out
+
+
+def pricing_for(
+    engine: Any,
+    electra: Any,
+    clock: Callable[[], float] = time.time,
+    sites: Callable[[], Mapping[str, str]] | None = None,
+) -> PricingService:
+    """Dynamic pricing on this deployment: the owners' tariffs from the store, the DAO's tariff
+    ceilings and multiplier bounds from PaymentHub (with the platform's defaults until published),
+    sites from StationRegistry unless ``sites`` is given."""
+    from electra.payments.tariffs import TariffBook, governed_bounds
+
+    assets = {"EUSD": electra.stablecoin.address, "ELC": electra.token.address}
+    if sites is None:
+
+        def sites() -> Mapping[str, str]:
+            return registry_sites(electra, known_charger_ids(engine))
+
+    return PricingService(
+        engine,
+        TariffBook(engine).get,
+        governed_bounds(electra.payments.tariff_bounds, assets),
+        governed_multiplier_bounds(lambda: published_multiplier_bounds(electra.payments)),
+        clock=clock,
+        sites=sites,
+    )

@@ -7,13 +7,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from electra.domain.tariff import Tariff
 from electra.errors import InvalidInput
 from electra.intelligence.maintenance import Ticket, TicketStatus
 from electra.intelligence.pricing import PriceQuote
@@ -70,6 +71,14 @@ def known_charger(engine: Engine, charger_id: str) -> bool:
             if conn.execute(q).first() is not None:
                 return True
     return False
+
+
+def known_charger_ids(engine: Engine) -> list[str]:
+    """Every charger that booted or charged here."""
+    with engine.connect() as conn:
+        booted = set(conn.scalars(select(ChargerState.charger_id)))
+        charged = set(conn.scalars(select(SessionRecord.charger_id).distinct()))
+    return sorted(booted | charged)
 
 
 def load_histories(
@@ -290,6 +299,18 @@ class QuoteBook:
         if found is None or found[1] > started_at_ms:
             return None
         return found[0]
+
+
+def price_in_force(engine: Engine) -> Callable[[str, int], Tariff | None]:
+    """For the biller: the dynamic tariff a session that started then pays, or None (no quote was
+    published for that hour before it started: the owner's tariff applies)."""
+    book = QuoteBook(engine)
+
+    def tariff(charger_id: str, started_at_ms: int) -> Tariff | None:
+        q = book.in_force(charger_id, started_at_ms)
+        return None if q is None else q.price
+
+    return tariff
 
 
 # -- maintenance tickets --------------------------------------------------------------------------
