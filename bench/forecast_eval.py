@@ -14,18 +14,17 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import sys
+import time
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import write_section  # noqa: E402
-
-from electra.intelligence.forecast import backtest, fleet_of  # noqa: E402
-from electra.intelligence.history import simulate_fleet  # noqa: E402
+from benchlib import write_section
+from electra.intelligence.forecast import backtest, fleet_of
+from electra.intelligence.history import simulate_fleet
 
 BEGIN, END = "<!-- forecast-eval:begin -->", "<!-- forecast-eval:end -->"
 SEEDS = (1, 2, 3)

@@ -16,17 +16,16 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import write_section  # noqa: E402
-
-from electra.intelligence.history import simulate_fleet  # noqa: E402
-from electra.intelligence.maintenance import (  # noqa: E402
+from benchlib import write_section
+from electra.intelligence.history import simulate_fleet
+from electra.intelligence.maintenance import (
     DEFAULT_TRAINING_SEED,
     HORIZON_DAYS,
     RISK_THRESHOLD_PERMILLE,

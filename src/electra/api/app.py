@@ -199,10 +199,13 @@ def create_app(
 
         if engine is None:
             return problem(503, "store-off", "this process has no database")
-        wanted = {
-            "live": [TicketStatus.OPEN, TicketStatus.SCHEDULED],
-            "all": None,
-        }.get(status, [TicketStatus(status)])
+        wanted: list[TicketStatus] | None
+        if status == "all":
+            wanted = None
+        elif status == "live":
+            wanted = [TicketStatus.OPEN, TicketStatus.SCHEDULED]
+        else:
+            wanted = [TicketStatus(status)]
         tickets = TicketBook(engine).list(wanted, charger_id, limit)
         return {"count": len(tickets), "items": [t.to_json() for t in tickets]}
 

@@ -278,6 +278,7 @@ class UtilizationForecaster:
     seed: int = 0
     model: Any = None  # sklearn's HistGradientBoostingRegressor once fitted
     trained_rows: int = 0
+    blank: np.ndarray | None = None  # features with no value at all in training (e.g. lag_4w on 3 weeks)
 
     def fit(self, fleet: Fleet, until: int | None = None) -> UtilizationForecaster:
         """Trains on the targets before hour ``until`` (default: the whole series)."""
@@ -291,6 +292,11 @@ class UtilizationForecaster:
                 f"too little history to train the forecast ({int(keep.sum())} rows)",
                 f"the model needs at least {MIN_TRAIN_H} hours of sessions; use the seasonal naive forecast",
             )
+        x = x[keep]
+        # sklearn cannot bin a column that is all NaN: such a feature carries nothing, so it is 0
+        # in training and in every prediction of this model.
+        self.blank = np.isnan(x).all(axis=0)
+        x[:, self.blank] = 0.0
         self.model = HistGradientBoostingRegressor(
             loss=self.loss,
             max_iter=self.max_iter,
@@ -299,7 +305,7 @@ class UtilizationForecaster:
             min_samples_leaf=40,
             l2_regularization=1.0,
             random_state=self.seed,
-        ).fit(x[keep], y[keep])
+        ).fit(x, y[keep])
         self.trained_rows = int(keep.sum())
         return self
 
@@ -308,6 +314,8 @@ class UtilizationForecaster:
         if self.model is None:
             raise InvalidInput("the forecast model is not trained", "call fit first")
         x, _ = feature_rows(fleet, [origin])
+        if self.blank is not None:
+            x[:, self.blank] = 0.0
         return np.asarray(np.clip(self.model.predict(x), 0.0, 1.0)).reshape(len(fleet.charger_ids), HORIZON_H)
 
 

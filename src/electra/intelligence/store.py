@@ -175,8 +175,8 @@ def write_history(engine: Engine, histories: Iterable[ChargerHistory], ocpp_vers
     with Session(engine) as s, s.begin():
         conn = s.connection()
         for h in histories:
-            first = min([x.started_at_ms for x in h.sessions] + [e.at_ms for e in h.statuses] + [0])
-            last = max([x.stopped_at_ms for x in h.sessions] + [e.at_ms for e in h.statuses] + [0])
+            first = min([x.started_at_ms for x in h.sessions] + [e.at_ms for e in h.statuses], default=0)
+            last = max([x.stopped_at_ms for x in h.sessions] + [e.at_ms for e in h.statuses], default=0)
             s.merge(
                 ChargerState(
                     charger_id=h.charger_id,
@@ -193,7 +193,7 @@ def write_history(engine: Engine, histories: Iterable[ChargerHistory], ocpp_vers
                 {
                     "charger_id": h.charger_id,
                     "connector_id": x.connector_id,
-                    "transaction_uid": f"hist-{k}",
+                    "transaction_uid": f"hist-{x.connector_id}-{x.started_at_ms}",
                     "ocpp_version": ocpp_version,
                     "id_token": "HISTORY",
                     "token_status": "Accepted",
@@ -210,7 +210,7 @@ def write_history(engine: Engine, histories: Iterable[ChargerHistory], ocpp_vers
                     "offline": False,
                     "updated_at_ms": x.stopped_at_ms,
                 }
-                for k, x in enumerate(h.sessions)
+                for x in h.sessions
             ]
             if rows:
                 conn.execute(insert(SessionRecord), rows)
