@@ -336,3 +336,26 @@ def test_risk_model_finds_degrading_chargers_it_never_saw() -> None:
     assert everyone.recall == 1.0 and everyone.precision < at.precision
     failures, caught, leads = failures_caught(fleet, data, risk, RISK_THRESHOLD_PERMILLE)
     assert 0 < caught <= failures and all(0 < d <= 3 for d in leads)
+
+
+def test_migration_0007_goes_down_and_up_again(store_engine: Engine) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    from electra.store.db import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+
+    def to(revision: str, up: bool) -> set[str]:
+        with store_engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            (command.upgrade if up else command.downgrade)(cfg, revision)
+        return set(inspect(store_engine).get_table_names())
+
+    assert {"maintenance_tickets", "price_quotes"} <= to("head", True)
+    assert not {"maintenance_tickets", "price_quotes"} & to("0004", False)
+    assert {"maintenance_tickets", "price_quotes"} <= to("head", True)
+    TicketBook(store_engine).raise_for("CP-1", 800, ["after the round trip"], NOW)
+    assert len(TicketBook(store_engine).list()) == 1
