@@ -185,3 +185,61 @@ def test_api_price_and_tickets(fleet_store: tuple[Engine, Any]) -> None:
     no_store = create_app(None, lambda: None)
     assert _get(no_store, "/api/v1/maintenance/tickets").json()["code"] == "store-off"
     assert _get(no_store, f"/api/v1/stations/{cid}/price").status_code == 503
+
+
+def _busy_charger(cid: str, start_ms: int, weeks: int) -> ChargerHistory:
+    """A charger occupied around the clock: its forecast is full utilization."""
+    hours = weeks * 7 * 24
+    sessions = tuple(
+        SessionOutcome(1, start_ms + h * HOUR_MS, start_ms + (h + 1) * HOUR_MS, 11_000, "EVDisconnected")
+        for h in range(hours)
+    )
+    return ChargerHistory(cid, cid, 1, sessions)
+
+
+def test_a_tariff_ceiling_set_through_the_dao_caps_the_dynamic_price(electra: Any, tmp_path: Any) -> None:
+    from electra.chain.governance import Dao, Support
+    from electra.domain.tariff import TariffBounds
+    from electra.intelligence.history import DEFAULT_START_MS
+    from electra.intelligence.service import pricing_for
+    from electra.store.db import make_engine, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path}/electra.db")
+    migrate(engine)
+    write_history(engine, [_busy_charger("CP-BUSY", DEFAULT_START_MS, 3)])
+    clock = Clock(DEFAULT_START_MS + 3 * 7 * DAY_MS + 5 * 60_000)
+    before, _ = pricing_for(engine, electra, clock=clock).quote("CP-BUSY")
+    assert before.forecast_permille is not None and before.forecast_permille >= 950
+    assert (before.multiplier_bps, before.price.energy_price_per_wh, before.capped_by_ceiling) == (15_000, 600, ())
+    assert before.bounds.source == "default"  # this PaymentHub has no multiplier bounds parameter yet
+
+    published = TariffBounds(450, 10_000_000, 20_000_000, 500_000)
+    target, calldata = electra.payments.governance_call(
+        "setTariffBounds", electra.stablecoin.address, tuple(published.__dict__.values())
+    )
+    dao, params = Dao(electra), electra.deployment.parameters
+    pid, _ = _propose(dao, target, calldata, "EUSD tariffs: at most 0.45 per kWh")
+    for seconds, step in (
+        (params["voting_delay_s"] + 1, lambda: dao.vote(pid, Support.FOR)),
+        (params["voting_period_s"] + 1, lambda: dao.queue(pid)),
+        (params["timelock_delay_s"] + 1, lambda: dao.execute(pid)),
+    ):
+        electra.client.rpc("evm_increaseTime", seconds)
+        electra.client.rpc("evm_mine")
+        step()
+    assert electra.payments.tariff_bounds(electra.stablecoin.address) == published
+
+    clock.t_ms += HOUR_MS  # the next hour's quote reads the new ceiling
+    after, _ = pricing_for(engine, electra, clock=clock).quote("CP-BUSY")
+    assert after.multiplier_bps == 15_000 and after.price.energy_price_per_wh == 450
+    assert after.capped_by_ceiling == ("energy_price_per_wh",) and after.ceiling == published
+    assert any("tariff ceiling" in w for w in after.why)
+
+
+def _propose(dao: Any, target: str, calldata: bytes, description: str) -> tuple[int, Any]:
+    from web3.logs import DISCARD
+
+    receipt = dao.client.transact(dao.governor.functions.propose([target], [0], [calldata], description))
+    return int(
+        dao.governor.events.ProposalCreated().process_receipt(receipt, errors=DISCARD)[0]["args"]["proposalId"]
+    ), receipt

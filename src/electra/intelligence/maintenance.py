@@ -157,7 +157,7 @@ def evidence(features: dict[str, float]) -> list[str]:
     if features["failed_sessions_7d"]:
         out.append(
             f"{int(features['failed_sessions_7d'])} of {int(features['sessions_7d'])} sessions failed in 7 days "
-            f"({features['failed_share_7d_vs_21d'] * 100:+.0f} points against the 3 weeks before)"
+            f"({round(features['failed_share_7d_vs_21d'] * 100):+d} points against the 3 weeks before)"
         )
     if features["meter_anomalies_7d"]:
         out.append(f"{int(features['meter_anomalies_7d'])} session(s) with meter anomalies in 7 days")
