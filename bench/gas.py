@@ -17,15 +17,20 @@ import sys
 from pathlib import Path
 
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
 from benchlib import fresh_electra, write_section
+from electra.chain.bindings import Electra
 from electra.chain.governance import Dao, Support
 from electra.chain.keys import dev_account
+from electra.domain.rewards import RewardEpoch
 from electra.domain.station import StationSpec
 from electra.domain.vehicle import vin_hash
 
 REFERENCE = {"register charger": 139_044, "register vehicle": 74_107}
 REPEATS = 5
+ELC = 10**18
+REWARD_ACCOUNTS = 1_000
 BEGIN, END = "<!-- gas:begin -->", "<!-- gas:end -->"
 
 
@@ -90,8 +95,54 @@ def measure() -> list[tuple[str, list[int], str]]:
         client.rpc("evm_increaseTime", p["timelock_delay_s"] + 1)
         client.rpc("evm_mine")
         rows.append(("execute", [dao.execute(pid).gas_used], "timelock calls setRewardMintCap"))
+        rows += staking_rows(e, host)
+        rows += rewards_rows(e, relayer)
         for name, g in deployment.gas_used.items():
             rows.append((f"deploy {name}", [g], "once per chain"))
+    return rows
+
+
+def staking_rows(e: Electra, host: LocalAccount) -> list[tuple[str, list[int], str]]:
+    """Stake on the host's first chargers (one position each), add to one, unbond, withdraw."""
+    staking, client = e.staking, e.client
+    chargers = [i for i in range(1, e.stations.total() + 1) if e.stations.station(i).owner == host.address]
+    amount = 10_000 * ELC
+    e.token.transfer(host.address, (REPEATS + 1) * 2 * amount)
+    approval = staking.approve(2**256 - 1, host)
+    assert approval is not None
+    rows = [("ELC approve for StakingManager", [approval.gas_used], "once per host")]
+    gas = [staking.stake(c, amount, sender=host, approve=False).gas_used for c in chargers[:REPEATS]]
+    rows.append(("stake", gas, "a new position on a charger (the first also creates the total)"))
+    gas = [staking.stake(chargers[0], amount, sender=host, approve=False).gas_used for _ in range(REPEATS)]
+    rows.append(("stake more (same position)", gas, "rewrites the position"))
+    gas = [staking.request_unstake(c, amount, sender=host)[1].gas_used for c in chargers[:REPEATS]]
+    rows.append(("requestUnstake", gas, "bonded to unbonding, one slot"))
+    client.rpc("evm_increaseTime", staking.unbonding_delay() + 1)
+    client.rpc("evm_mine")
+    gas = [staking.withdraw(c, sender=host)[1].gas_used for c in chargers[:REPEATS]]
+    rows.append(("withdraw (after the unbonding delay)", gas, "ELC transfer back"))
+    return rows
+
+
+def rewards_rows(e: Electra, relayer: LocalAccount) -> list[tuple[str, list[int], str]]:
+    """Epochs of REWARD_ACCOUNTS accounts (proofs of about log2 of that many nodes), published by the
+    operator; claims relayed for fresh accounts (each gets a new ELC balance slot)."""
+    rewards = e.rewards
+    claimers = [Account.create().address for _ in range(REPEATS)]
+    epochs = []
+    for n in range(1, REPEATS + 1):
+        amounts = {Account.create().address: 10**18 + i for i in range(REWARD_ACCOUNTS - REPEATS)}
+        amounts.update({a: 5 * 10**18 for a in claimers})
+        epochs.append(RewardEpoch.of(n, amounts))
+    gas = [rewards.publish(epoch).gas_used for epoch in epochs]
+    rows = [("publish reward epoch", gas, f"root + total, mints the total; {REWARD_ACCOUNTS:,} accounts")]
+    depth = len(epochs[0].claim(claimers[0]).proof)
+    gas = [rewards.claim(epochs[0].claim(a), sender=relayer).gas_used for a in claimers]
+    rows.append(("claim reward", gas, f"proof of {depth} nodes, relayed, to an account with no ELC yet"))
+    gas = [rewards.claim(epochs[1].claim(a), sender=relayer).gas_used for a in claimers]
+    rows.append(("claim reward, account already holds ELC", gas, f"proof of {depth} nodes"))
+    claims = [epochs[n].claim(claimers[0]) for n in (2, 3, 4)]
+    rows.append(("claimEpochs, 3 epochs", [rewards.claim_epochs(claims, sender=relayer)[1].gas_used], "one transfer"))
     return rows
 
 

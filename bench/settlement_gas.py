@@ -42,7 +42,7 @@ from benchlib import fresh_electra, write_section
 from electra.chain import eip712
 from electra.chain.bindings import Electra, station_input
 from electra.chain.client import ChainClient
-from electra.chain.deploy import PROTOCOL_FEE_BPS
+from electra.chain.deploy import PROTOCOL_FEE_BPS, ZERO_ADDRESS
 from electra.chain.keys import dev_account
 from electra.chain.payments import PaymentHubBinding, SessionCharge
 from electra.domain.station import StationSpec
@@ -64,22 +64,25 @@ BEGIN, END = "<!-- settlement:begin -->", "<!-- settlement:end -->"
 METHOD = """\
 A fresh anvil dev chain with Electra deployed; `settleBatch` on PaymentHub in eUSD (6 decimals) for
 batches of 1, 10, 100 and 500 sessions. Every session has its own vehicle (its own balance slot and
-device key), a new session id, and a device signature over its EIP-712 `ChargeAuthorization` that the
-contract recovers and checks against the vehicle's device, which PaymentHub caches in the vehicle's
-slot (VehicleLedger tells it of every device change; each vehicle's deposit filled the cache). The
-"cache off" row settles the same kind of batch on a second PaymentHub that the ledger does not
-notify, so every session asks VehicleLedger. The pool rows send sessions to 20 chargers held by
-5 hosts, after a warm-up batch (steady state: hosts already have earnings, the session bitmap word
-exists). "Own chargers" sends every session to a charger of its own with a holder of its own; its
-first batch also creates each holder's earnings slot. The access-list rows attach an EIP-2930 access
-list from `eth_createAccessList`. Baselines on the same chain: (a) `DirectChargeBaseline.charge`, one
-transaction per session that stores the session record and moves the amount with `transferFrom`
-from the vehicle's own wallet; (b) `FlatChargeBaseline.chargeVehicle`, a flat charge from a prepaid
-balance with no signature, metering or record, like the original Electra contracts' `chargeVehicle`
-(whose 43,568 gas from shared/TOOLCHAIN.md is the last row). Gas is from receipts and includes the
-21,000 every transaction pays; sessions per block is 30,000,000 / gas per session. Gas is
-deterministic for the same code and inputs; random device keys move it by a few gas per run. Where
-the gas goes is in [payments.md](payments.md#gas)."""
+device key), a new session id, and a device signature over its EIP-712 `ChargeAuthorization` that
+the contract recovers and checks against the vehicle's device, which PaymentHub caches in the
+vehicle's slot (VehicleLedger tells it of every device change; each vehicle's deposit filled the
+cache). The "cache off" row settles the same kind of batch on a second PaymentHub that the ledger
+does not notify, so every session asks VehicleLedger. The pool rows send sessions to 20 chargers
+held by 5 hosts, after a warm-up batch (steady state: hosts already have earnings, the session
+bitmap word exists). "Own chargers" sends every session to a charger of its own with a holder of its
+own; its first batch also creates each holder's earnings slot. The access-list rows attach an
+EIP-2930 access list from `eth_createAccessList`. Every row runs with StakingManager as PaymentHub's
+commission hook (as `electra deploy` sets it; the second hub gets it too) and no stake, except two
+pool rows: every pool charger's holder staked in the top tier, and the same batch with the hook
+removed. Baselines on the same chain: (a) `DirectChargeBaseline.charge`, one transaction per session
+that stores the session record and moves the amount with `transferFrom` from the vehicle's own
+wallet; (b) `FlatChargeBaseline.chargeVehicle`, a flat charge from a prepaid balance with no
+signature, metering or record, like the original Electra contracts' `chargeVehicle` (whose 43,568
+gas from shared/TOOLCHAIN.md is the last row). Gas is from receipts and includes the 21,000 every
+transaction pays; sessions per block is 30,000,000 / gas per session. Gas is deterministic for the
+same code and inputs; random device keys move it by a few gas per run. Where the gas goes is in
+[payments.md](payments.md#gas)."""
 
 
 class Sender:
@@ -193,7 +196,7 @@ def measure() -> tuple[list[Row], dict[str, Any]]:
         e.stablecoin.approve(b.hub.address, 2**256 - 1)
         hosts = [dev_account(1 + i) for i in range(POOL_HOSTS)]
         pool = b.chargers(POOL_CHARGERS, hosts)
-        need = len(pool) + sum(BATCH_SIZES) + sum(ACCESS_LIST_SIZES) + 2 * WORST_CASE_SIZE
+        need = len(pool) + sum(BATCH_SIZES) + sum(ACCESS_LIST_SIZES) + 2 * WORST_CASE_SIZE + 2 * (GOAL_BATCH + 1)
         vehicles = b.vehicles(need)
         take = iter(vehicles)
 
@@ -241,7 +244,7 @@ def measure() -> tuple[list[Row], dict[str, Any]]:
         d = deployment.addresses
         hub2, _ = client.deploy(
             "PaymentHub",
-            d["ElectraTimelock"],
+            b.operator.address,  # its governance, so that it gets the same commission hook as the first
             d["ElectraTimelock"],
             d["VehicleLedger"],
             d["StationRegistry"],
@@ -250,6 +253,7 @@ def measure() -> tuple[list[Row], dict[str, Any]]:
             PROTOCOL_FEE_BPS,
             [b.usd],
         )
+        client.transact(client.contract("PaymentHub", hub2).functions.setCommissionHook(d["StakingManager"]))
         b2 = Bench(e, PaymentHubBinding(client, hub2), first_session=10**8)
         e.stablecoin.approve(hub2, 2**256 - 1)
         uncached = iter(b2.vehicles(len(pool) + WORST_CASE_SIZE))
@@ -264,8 +268,66 @@ def measure() -> tuple[list[Row], dict[str, Any]]:
             )
         )
 
+        rows += commission_hook(b, hosts, pool, take)
         rows += baselines(b, hosts)
     return rows, facts
+
+
+def commission_hook(b: Bench, hosts: list[LocalAccount], pool: list[int], take: Any) -> list[Row]:
+    """What the commission hook (StakingManager, PaymentHub's hook from genesis) costs: the pool batch
+    with every pool charger's holder staked in the top tier (the most tier slots read), and the same
+    batch with no hook at all (the flat fee, as before staking)."""
+    e = b.e
+    top = e.staking.tiers()[-1]
+    per_host = -(-len(pool) // len(hosts)) * top.min_stake
+    for host in hosts:
+        e.token.transfer(host.address, per_host)
+        e.staking.approve(per_host, host)
+    for i, charger in enumerate(pool):
+        e.staking.stake(charger, top.min_stake, sender=hosts[i % len(hosts)], approve=False)
+    assert all(e.staking.tier_of(c).tier == len(e.staking.tiers()) for c in pool)
+    _align(b, take, pool)
+    rows = [
+        Row(
+            f"… every pool charger in the top staking tier, {GOAL_BATCH}",
+            GOAL_BATCH,
+            b.settle(b.charges([next(take) for _ in range(GOAL_BATCH)], pool)),
+            f"the hook reads the holder's stake and the tier table; fee {top.commission_bps(PROTOCOL_FEE_BPS)} bps",
+        )
+    ]
+    _as_timelock(e, e.payments.contract.functions.setCommissionHook(ZERO_ADDRESS))
+    _align(b, take, pool)
+    rows.append(
+        Row(
+            f"… no commission hook, {GOAL_BATCH}",
+            GOAL_BATCH,
+            b.settle(b.charges([next(take) for _ in range(GOAL_BATCH)], pool)),
+            "the flat protocol fee, no StakingManager lookups (the figure before staking)",
+        )
+    )
+    _as_timelock(e, e.payments.contract.functions.setCommissionHook(e.staking.address))
+    return rows
+
+
+def _align(b: Bench, take: Any, pool: list[int]) -> None:
+    """Starts the next session ids at a new word of the hub's session bitmap (256 sessions a slot)
+    and settles one session there, so that the next batch finds its word in use, like the plain
+    pool rows do: otherwise a batch that happens to start a word pays 20,000 gas more."""
+    current = next(b.session_ids)
+    b.session_ids = iter(range((current // 256 + 1) * 256, 10**9))
+    b.settle(b.charges([next(take)], pool[:1]))
+
+
+def _as_timelock(e: Electra, fn: Any) -> None:
+    """A governed call sent as the timelock (anvil impersonation), for the measurement only."""
+    timelock = e.deployment.address("ElectraTimelock")
+    e.client.rpc("anvil_impersonateAccount", timelock)
+    e.client.rpc("anvil_setBalance", timelock, hex(10**18))
+    try:
+        receipt = e.client.w3.eth.wait_for_transaction_receipt(fn.transact({"from": timelock}))
+        assert receipt["status"] == 1, "a governed call failed"
+    finally:
+        e.client.rpc("anvil_stopImpersonatingAccount", timelock)
 
 
 def baselines(b: Bench, hosts: list[LocalAccount]) -> list[Row]:
@@ -339,7 +401,15 @@ def verdict(rows: list[Row]) -> str:
     flat = next(r for r in rows if r.name.startswith("(b)"))
     parts = []
     off = next(r for r in rows if r.name.startswith("… device cache off"))
-    for label, r in (("plain", plain), ("with an access list", listed), ("device cache off", off)):
+    staked = next(r for r in rows if r.name.startswith("… every pool charger in the top staking tier"))
+    no_hook = next(r for r in rows if r.name.startswith("… no commission hook"))
+    for label, r in (
+        ("plain", plain),
+        ("with an access list", listed),
+        ("device cache off", off),
+        ("every charger staked", staked),
+        ("no commission hook", no_hook),
+    ):
         status = "meets" if r.per_session <= GOAL_GAS else "misses"
         parts.append(f"{label}: {r.per_session:,.0f} gas per session, which {status} the goal")
     return (

@@ -27,6 +27,8 @@ const CONTRACTS = [
   "ElectraUSD",
   "PaymentHub",
   "SessionAnchor",
+  "StakingManager",
+  "RewardsDistributor",
   "test/TestSmartWallet",
   "test/TestCommissionHook",
   "bench/DirectChargeBaseline",

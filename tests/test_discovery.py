@@ -4,6 +4,7 @@ StationRegistry on anvil and the central system's store, served over HTTP."""
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from electra.chain.bindings import Electra
 from electra.chain.keys import dev_account
+from electra.config import Settings
 from electra.discovery.index import REBUILD_AT, Filters, Listing, StationIndex
 from electra.discovery.indexer import StationIndexer
 from electra.domain.ranking import Availability, Candidate, rank
@@ -267,3 +269,51 @@ def _over_http(index: StationIndex) -> None:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_the_cli_finds_chargers_and_round_trips_ocpi(
+    electra: Electra, chain_settings: Settings, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from electra.cli.main import app
+
+    host = dev_account(1)
+    for i, (lat, lon) in enumerate([(40_416_775, -3_703_790), (40_420_000, -3_700_000)]):
+        spec = StationSpec(f"CP-MAD-{i}", lat, lon, 50_000 * (i + 1), 0b1010, 3, b"ESELC")
+        electra.stations.register(spec, Account.create(), owner=host)
+    env = {
+        "ELECTRA_DB_URL": f"sqlite:///{tmp_path}/cli.db",
+        "ELECTRA_DATA_DIR": str(chain_settings.data_dir),
+        "ELECTRA_DEV_CHAIN_PORT": str(chain_settings.dev_chain_port),
+    }
+    run = CliRunner()
+    r = run.invoke(app, ["find", "--near", "40.416775,-3.703790", "-k", "5", "--min-power-kw", "60", "--json"], env=env)
+    assert r.exit_code == 0, r.output
+    found = json.loads(r.output)["items"]
+    assert [f["charger_id"] for f in found] == ["CP-MAD-1"] and found[0]["why"].startswith("#1 with")
+    r = run.invoke(app, ["find", "--near", "40.4,-3.7", "--connector", "ccs2", "--json"], env=env)
+    assert {f["charger_id"] for f in json.loads(r.output)["items"]} >= {"CP-MAD-0", "CP-MAD-1"}
+    r = run.invoke(app, ["find", "--near", "north pole"], env=env)
+    assert r.exit_code == 1 and "is not LAT,LON" in r.output
+    out = tmp_path / "locations.json"
+    r = run.invoke(app, ["ocpi", "export", "--out", str(out)], env=env)
+    assert r.exit_code == 0, r.output
+    mine = [loc for loc in json.loads(out.read_text())["data"] if loc["id"].startswith("CP-MAD-")]
+    assert [(loc["country_code"], loc["party_id"]) for loc in mine] == [("ES", "ELC")] * 2
+    r = run.invoke(app, ["ocpi", "import", str(out), "--json"], env=env)
+    assert r.exit_code == 0, r.output
+    back = {x["id"]: x for x in json.loads(r.output)["locations"]}
+    assert back["CP-MAD-0"]["latitude_e6"] == 40_416_775 and back["CP-MAD-1"]["max_power_w"] == 100_000
+    from sqlalchemy import select
+
+    from electra.store.models import OcpiLocationRecord
+
+    engine = make_engine(env["ELECTRA_DB_URL"])
+    with engine.connect() as conn:
+        stored = {row.location_id: row for row in conn.execute(select(OcpiLocationRecord.__table__))}
+    engine.dispose()
+    assert stored["CP-MAD-1"].party_id == "ELC" and stored["CP-MAD-1"].max_power_w == 100_000
+    assert electra.stations.token_id_of("CP-MAD-9") == 0  # importing minted nothing
+    r = run.invoke(app, ["ocpi", "import", str(out)], env=env)  # again: upserted, not duplicated
+    assert r.exit_code == 0 and "none minted" in r.output

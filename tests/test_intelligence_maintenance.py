@@ -260,6 +260,14 @@ def test_histories_round_trip_through_the_store(store_engine: Engine) -> None:
     assert got["CP-201"].current_status == ("Faulted",)
     only = load_histories(store_engine, NOW - DAY_MS, NOW + 1, ["CP-OK"], sites={"CP-OK": "lot-7"})
     assert list(only) == ["CP-OK"] and only["CP-OK"].site == "lot-7"
+    # a site the operator declared (for load balancing) is the charger's site for the forecast too
+    from electra.intelligence.load_balancing import Site, SiteBook, SiteCharger
+
+    sites = SiteBook(store_engine)
+    sites.put_site(Site("depot", "Depot", limit_w=50_000))
+    sites.put_charger(SiteCharger("CP-OK", "depot"))
+    declared = load_histories(store_engine, NOW - DAY_MS, NOW + 1, sites={"CP-OK": "lot-7", "CP-BAD": "lot-7"})
+    assert (declared["CP-OK"].site, declared["CP-BAD"].site, declared["CP-201"].site) == ("depot", "lot-7", "CP-201")
     assert known_charger(store_engine, "CP-OK") and not known_charger(store_engine, "CP-NOPE")
     assert known_charger_ids(store_engine) == ["CP-BAD", "CP-OK"]
 
@@ -338,12 +346,15 @@ def test_risk_model_finds_degrading_chargers_it_never_saw() -> None:
     assert 0 < caught <= failures and all(0 < d <= 3 for d in leads)
 
 
-def test_migration_0007_goes_down_and_up_again(store_engine: Engine) -> None:
+def test_migration_0007_goes_down_to_0006_and_up_again(store_engine: Engine) -> None:
     from alembic import command
+    from alembic.autogenerate import compare_metadata
     from alembic.config import Config
+    from alembic.migration import MigrationContext
     from sqlalchemy import inspect
 
     from electra.store.db import MIGRATIONS
+    from electra.store.models import Base
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -355,7 +366,10 @@ def test_migration_0007_goes_down_and_up_again(store_engine: Engine) -> None:
         return set(inspect(store_engine).get_table_names())
 
     assert {"maintenance_tickets", "price_quotes"} <= to("head", True)
-    assert not {"maintenance_tickets", "price_quotes"} & to("0004", False)
+    with store_engine.connect() as conn:  # 0007 builds exactly what the models describe
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    down = to("0006", False)
+    assert not {"maintenance_tickets", "price_quotes"} & down and {"sites", "site_chargers"} <= down
     assert {"maintenance_tickets", "price_quotes"} <= to("head", True)
     TicketBook(store_engine).raise_for("CP-1", 800, ["after the round trip"], NOW)
     assert len(TicketBook(store_engine).list()) == 1

@@ -57,6 +57,7 @@ def test_sigkill_mid_session_then_retransmit(electra: Electra, chain_settings: S
         "ELECTRA_DB_URL": f"sqlite:///{db}",
         "ELECTRA_DEV_CHAIN_PORT": str(chain_settings.dev_chain_port),
         "ELECTRA_OCPP_SECURITY_PROFILE": "0",
+        "ELECTRA_METER_SIGNING": "optional",  # the raw frames below carry no signed meter data
     }
     # The deployment manifest lives in the chain's data dir: share it.
     (tmp_path / "data").mkdir()

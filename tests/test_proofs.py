@@ -342,3 +342,41 @@ def test_the_api_serves_the_proof_bundle(api_url: str, charged: Charged, session
     assert r.status_code == 404 and r.json()["code"] == "session-not-recorded"
     r = httpx.get(f"{api_url}/api/v1/sessions/abc/proof", timeout=10)
     assert r.status_code == 422
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_a_session_signed_by_a_registered_secp256r1_meter_verifies_with_its_key_in_the_bundle(
+    electra: Electra, tmp_path: Path, version: str
+) -> None:
+    from electra.chain.anchors import SessionAnchorBinding
+    from electra.sim import SimClock as Clock
+    from tests.test_meter_data_flow import R1_METER_KEY, RFID, csms, one_session, running, sim
+
+    clock = Clock(speed=600)
+    cid = f"SIM-PROOF-R1-{version}"
+
+    async def body() -> CsmsStore:
+        store = CsmsStore.open(f"sqlite:///{tmp_path}/csms.db", clock=clock.now)
+        store.tokens.issue(RFID, owner=dev_account(2).address)
+        async with csms(electra, store, clock) as system:
+            charger = sim(electra, system, clock, version, cid, R1_METER_KEY)
+            store.meter_keys.put(cid, charger.signer.public_key, None)
+            async with running(charger):
+                await one_session(charger)
+        return store
+
+    store = asyncio.run(body())
+    assert payments_for(electra, store.engine, max_batch=50, max_age_s=0).worker.run_once(force=True).errors == []
+    me = electra.client.account.address
+    anchors = SessionAnchorBinding(electra.client, electra.client.deploy("SessionAnchor", me, me, me)[0])
+    log = SessionLog(store.engine)
+    assert AnchorWorker(log, anchors, max_batch=10, max_age_s=0).run_once(force=True).anchored == 1
+    (record,) = log.records()
+    bundle = ProofBundle.loads(build_bundle(store.engine, electra, record.record.session_id, anchors=anchors).dumps())
+    assert bundle.meter_key is not None and len(bundle.meter_data) >= 3
+    v = verify_bundle(bundle, rpc(electra))
+    assert v.ok, v.failed()
+    assert "registered" in next(c.detail for c in v.checks if c.name == "meter data")
+    # Without the registered key, nothing ties an r1 record to the charger NFT.
+    v = verify_bundle(replace(bundle, meter_key=None), rpc(electra))
+    assert [c.name for c in v.failed()] == ["meter data"] and "no registered meter key" in v.failed()[0].detail

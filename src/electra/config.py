@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     ocpp_heartbeat_s: int = Field(default=300, ge=10, description="Heartbeat interval given to chargers.")
     control_token: SecretStr | None = Field(
         default=None, description="Operator token for CSMS commands; default: <data_dir>/csms/control.token."
+    )
+    meter_signing: Literal["required", "optional"] = Field(
+        default="required",
+        description="Must chargers sign their meter data (OCMF)? Per charger: `electra station meter-key`.",
     )
 
     # Deployment parameters (used by `electra deploy` on a new chain).

@@ -28,6 +28,8 @@ from electra.errors import DeploymentMissing, InvalidInput
 if TYPE_CHECKING:
     from electra.chain.anchors import SessionAnchorBinding
     from electra.chain.payments import PaymentHubBinding, StablecoinBinding
+    from electra.chain.rewards import RewardsBinding
+    from electra.chain.staking import StakingBinding
 
 SIGNATURE_LIFETIME_S = 3600
 
@@ -313,6 +315,20 @@ class Electra:
         from electra.chain.anchors import SessionAnchorBinding
 
         return SessionAnchorBinding(self.client, self._added_address("SessionAnchor", "SessionAnchor"))
+
+    @cached_property
+    def staking(self) -> StakingBinding:
+        """StakingManager: hosts' stake on chargers, tiers, unbonding, slashing (docs/contracts.md)."""
+        from electra.chain.staking import StakingBinding
+
+        return StakingBinding(self.client, self._added_address("StakingManager", "staking and rewards"))
+
+    @cached_property
+    def rewards(self) -> RewardsBinding:
+        """RewardsDistributor: usage-mining epochs as Merkle roots, claims with proofs."""
+        from electra.chain.rewards import RewardsBinding
+
+        return RewardsBinding(self.client, self._added_address("RewardsDistributor", "staking and rewards"))
 
     def _payment_address(self, name: str) -> str:
         return self._added_address(name, "the payment contracts")

@@ -3,8 +3,18 @@
 The manifest lives at ``<data_dir>/deployments/<chain_id>.json``. ``deploy`` reuses a deployment
 whose contracts still have code on the chain; it deploys afresh only when there is none (or when
 forced). A live deployment made before a later group of contracts existed gets that group added
-(the payment contracts ElectraUSD and PaymentHub; SessionAnchor), keeping every other address.
+(the payment contracts ElectraUSD and PaymentHub; SessionAnchor; StakingManager and
+RewardsDistributor), keeping every other address.
 Writing the manifest is atomic (temp file + rename).
+
+**Genesis wiring.** Some settings belong to the timelock from the first block: the token's minters
+(RewardsDistributor) and PaymentHub's commission hook (StakingManager). A fresh deployment starts
+its timelock with a delay of 0 while the deployer still holds the timelock's admin role, schedules
+and executes those calls through the timelock together with ``updateDelay`` to the configured
+delay, and only then gives up its roles: every setting is made by the timelock, in events anyone
+can read, and the deployer keeps no power. An older deployment that gets the staking group added
+cannot be wired that way (its deployer has renounced); governance wires it with one proposal
+(:func:`electra.chain.governance.wiring_calls`, ``electra dao wire``).
 """
 
 from __future__ import annotations
@@ -32,12 +42,29 @@ CONTRACTS = (
     "ElectraUSD",
     "PaymentHub",
     "SessionAnchor",
+    "StakingManager",
+    "RewardsDistributor",
 )
 # Groups added after the first deployments; a live deployment without one gets it in place.
 PAYMENT_CONTRACTS = ("ElectraUSD", "PaymentHub")
 ANCHOR_CONTRACTS = ("SessionAnchor",)
+STAKING_CONTRACTS = ("StakingManager", "RewardsDistributor")
 # The protocol fee PaymentHub starts with: 1 %. Governance changes it (at most MAX_FEE_BPS, 10 %).
 PROTOCOL_FEE_BPS = 100
+ELC = 10**18
+# The staking tiers StakingManager starts with: (minimum stake in ELC base units, share of the
+# protocol fee waived in bps, discovery boost in bps). Governance replaces them (setTiers).
+STAKING_TIERS = (
+    (1_000 * ELC, 1_000, 500),  # tier 1: 10 % off the fee, +5 % ranking score
+    (10_000 * ELC, 2_500, 1_500),  # tier 2: 25 % off, +15 %
+    (100_000 * ELC, 5_000, 3_000),  # tier 3: half the fee, +30 %
+)
+# Longer than a dev governance cycle (60 + 600 + 120 s), so stake under a slashing proposal
+# cannot leave before the proposal executes. Suggested on a public chain: 21 days.
+UNBONDING_DELAY_S = 86_400
+# Most one usage-mining epoch may pay out: 100,000 ELC (the token's cumulative cap is 10M ELC).
+REWARD_EPOCH_CAP = 100_000 * ELC
+GENESIS_SALT = b"electra.genesis.wiring.v1".ljust(32, b"\0")
 
 
 @dataclass(frozen=True)
@@ -116,7 +143,8 @@ def _deploy_fresh(client: ChainClient, settings: Settings) -> Deployment:
     gas: dict[str, int] = {}
     start_block = int(client.w3.eth.block_number)
 
-    timelock_addr, r = client.deploy("ElectraTimelock", settings.timelock_delay_s, [], [ZERO_ADDRESS], me)
+    # Delay 0 until the genesis wiring has run through it; then the configured delay (module doc).
+    timelock_addr, r = client.deploy("ElectraTimelock", 0, [], [ZERO_ADDRESS], me)
     gas["ElectraTimelock"] = int(r["gasUsed"])
     token_addr, r = client.deploy("ElectraToken", timelock_addr, me, settings.genesis_supply, settings.reward_mint_cap)
     gas["ElectraToken"] = int(r["gasUsed"])
@@ -141,8 +169,6 @@ def _deploy_fresh(client: ChainClient, settings: Settings) -> Deployment:
     admin = client.call(timelock.functions.DEFAULT_ADMIN_ROLE())
     client.transact(timelock.functions.grantRole(proposer, governor_addr))
     client.transact(timelock.functions.grantRole(canceller, governor_addr))
-    # From here on only governance can change roles: the deployer keeps no power over the timelock.
-    client.transact(timelock.functions.renounceRole(admin, me))
     # The genesis holder votes with its own balance; ERC20Votes counts only delegated votes.
     client.transact(client.contract("ElectraToken", token_addr).functions.delegate(me))
 
@@ -161,12 +187,18 @@ def _deploy_fresh(client: ChainClient, settings: Settings) -> Deployment:
     r = client.transact(ledger.functions.setDeviceObserver(payments.addresses["PaymentHub"]))
     gas["VehicleLedger.setDeviceObserver"] = int(r["gasUsed"])
     anchors = _deploy_anchors(client, addresses)
+    staking = _deploy_staking(client, {**addresses, **payments.addresses})
+    all_addresses = {**addresses, **payments.addresses, **anchors.addresses, **staking.addresses}
+    gas["genesis wiring"] = _genesis_wiring(client, all_addresses, settings.timelock_delay_s)
+    # From here on only governance can change roles: the deployer keeps no power over the timelock.
+    client.transact(timelock.functions.revokeRole(proposer, me))
+    client.transact(timelock.functions.renounceRole(admin, me))
     return Deployment(
         chain_id=client.chain_id,
         block_number=start_block,
         deployer=me,
         deployed_at=int(time.time()),
-        addresses={**addresses, **payments.addresses, **anchors.addresses},
+        addresses=all_addresses,
         artifacts_digest=artifacts_digest(),
         parameters={
             "voting_delay_s": settings.voting_delay_s,
@@ -178,9 +210,43 @@ def _deploy_fresh(client: ChainClient, settings: Settings) -> Deployment:
             "reward_mint_cap": str(settings.reward_mint_cap),
             **payments.parameters,
             **anchors.parameters,
+            **staking.parameters,
         },
-        gas_used={**gas, **payments.gas_used, **anchors.gas_used},
+        gas_used={**gas, **payments.gas_used, **anchors.gas_used, **staking.gas_used},
     )
+
+
+def genesis_calls(addresses: dict[str, str], client: ChainClient) -> list[tuple[str, bytes]]:
+    """The timelock's settings that a deployment needs before anyone can use staking and rewards:
+    RewardsDistributor may mint ELC rewards; StakingManager is PaymentHub's commission hook."""
+    token = client.contract("ElectraToken", addresses["ElectraToken"])
+    hub = client.contract("PaymentHub", addresses["PaymentHub"])
+    return [
+        (token.address, _calldata(token.encode_abi("setMinter", args=[addresses["RewardsDistributor"], True]))),
+        (hub.address, _calldata(hub.encode_abi("setCommissionHook", args=[addresses["StakingManager"]]))),
+    ]
+
+
+def _calldata(encoded: str) -> bytes:
+    return bytes.fromhex(encoded.removeprefix("0x"))
+
+
+def _genesis_wiring(client: ChainClient, addresses: dict[str, str], delay_s: int) -> int:
+    """Runs :func:`genesis_calls` and the final ``updateDelay`` through the timelock while its delay
+    is 0 and the deployer is its admin (module doc). Returns the gas used."""
+    me = client.account.address
+    timelock = client.contract("ElectraTimelock", addresses["ElectraTimelock"])
+    calls = [*genesis_calls(addresses, client)]
+    calls.append((timelock.address, _calldata(timelock.encode_abi("updateDelay", args=[delay_s]))))
+    targets, payloads = [t for t, _ in calls], [c for _, c in calls]
+    values = [0] * len(calls)
+    proposer = client.call(timelock.functions.PROPOSER_ROLE())
+    gas = int(client.transact(timelock.functions.grantRole(proposer, me))["gasUsed"])
+    fn = timelock.functions.scheduleBatch(targets, values, payloads, b"\0" * 32, GENESIS_SALT, 0)
+    gas += int(client.transact(fn)["gasUsed"])
+    fn = timelock.functions.executeBatch(targets, values, payloads, b"\0" * 32, GENESIS_SALT)
+    gas += int(client.transact(fn)["gasUsed"])
+    return gas
 
 
 class _Group(NamedTuple):
@@ -221,8 +287,40 @@ def _deploy_anchors(client: ChainClient, addresses: dict[str, str]) -> _Group:
     return _Group({"SessionAnchor": anchor_addr}, {"SessionAnchor": int(r["gasUsed"])}, {})
 
 
+def _deploy_staking(client: ChainClient, addresses: dict[str, str]) -> _Group:
+    """StakingManager and RewardsDistributor, owned by the timelock; the operator publishes reward
+    epochs; slashed stake goes to the timelock (the treasury). Wiring them to the token and the hub
+    is the timelock's job (module doc)."""
+    me = client.account.address
+    timelock = addresses["ElectraTimelock"]
+    token = addresses["ElectraToken"]
+    staking_addr, r_staking = client.deploy(
+        "StakingManager",
+        timelock,
+        token,
+        addresses["StationRegistry"],
+        timelock,
+        UNBONDING_DELAY_S,
+        [list(t) for t in STAKING_TIERS],
+    )
+    rewards_addr, r_rewards = client.deploy("RewardsDistributor", timelock, token, me, REWARD_EPOCH_CAP)
+    return _Group(
+        {"StakingManager": staking_addr, "RewardsDistributor": rewards_addr},
+        {"StakingManager": int(r_staking["gasUsed"]), "RewardsDistributor": int(r_rewards["gasUsed"])},
+        {
+            "unbonding_delay_s": UNBONDING_DELAY_S,
+            "staking_tiers": [[str(m), d, b] for m, d, b in STAKING_TIERS],
+            "reward_epoch_cap": str(REWARD_EPOCH_CAP),
+        },
+    )
+
+
 # In dependency order: a group deploys from the addresses before it.
-_LATER_GROUPS = ((PAYMENT_CONTRACTS, _deploy_payments), (ANCHOR_CONTRACTS, _deploy_anchors))
+_LATER_GROUPS = (
+    (PAYMENT_CONTRACTS, _deploy_payments),
+    (ANCHOR_CONTRACTS, _deploy_anchors),
+    (STAKING_CONTRACTS, _deploy_staking),
+)
 
 
 def _add_missing(client: ChainClient, existing: Deployment) -> Deployment:

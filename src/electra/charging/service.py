@@ -13,6 +13,14 @@ per commit batch whatever the number of messages in it: 5 to 15% more CPU per ca
 (bench/ledger.py, docs/benchmarks.md). Every accepted meter value can be logged too
 (``log_meter_values``); it is off by default because it costs about 70% more CPU per call here, and
 the readings themselves are stored in ``meter_values`` either way.
+
+Signed meter data is checked on receipt when the service has a :class:`MeterDataVerifier` (the
+central system always gives it one): each reading's OCMF record against the charger's registered
+key, its outcome stored with the reading; an invalid record flags the session at once
+(``METER_DATA_UNVERIFIED``), and at the stop the session's records are judged together (pagination,
+begin and end records, one meter; :func:`electra.domain.meter_data.judge`). A flagged session is
+not billed automatically. A record that comes again for a reading that already has it (a 1.6
+charger repeats the begin record in StopTransaction) is not checked again.
 """
 
 from __future__ import annotations
@@ -25,12 +33,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
+from electra.charging.meter_data import MeterDataVerifier, MeterTrust
 from electra.charging.tokens import TokenInfo, TokenRegistry
+from electra.domain.meter_data import MeterData, ReadingCheck, Verification, judge
 from electra.domain.session import (
     ChargingSession,
     Flag,
@@ -43,7 +53,7 @@ from electra.domain.session import (
 )
 from electra.domain.session_log import EventType, LogEvent, printable
 from electra.errors import InvalidInput
-from electra.ocpp.meter import RegisterReading
+from electra.ocpp.meter import RegisterReading, SignedMeter
 from electra.store.models import (
     ChargeAuthorizationRecord,
     ChargerState,
@@ -94,6 +104,8 @@ SESSION_INSERT = insert_rows(
         "flags",
         "offline",
         "updated_at_ms",
+        "meter_data",
+        "meter_data_detail",
     ),
     ignore_conflicts=True,
     returning=("id",),
@@ -110,7 +122,7 @@ SESSION_UID = Prepared(
     "name session",
     lambda d: update(SESSIONS).where(SESSIONS.c.id == bindparam("sid")).values(transaction_uid=bindparam("uid")),
 )
-_FLAG_COLUMNS = ("flags", "updated_at_ms", "meter_start_wh")
+_FLAG_COLUMNS = ("flags", "updated_at_ms", "meter_start_wh", "meter_data", "meter_data_detail")
 _STOP_COLUMNS = ("status", "stopped_at_ms", "meter_stop_wh", "stop_reason", "energy_wh", "billable_wh")
 SESSION_FLAGS = Prepared(
     "session flags",
@@ -135,24 +147,38 @@ BIND = Prepared(  # an authorization pays for one session: bound once, never reb
         .values(session_id=bindparam("sid"))
     ),
 )
+CHECK_COLUMNS = ("verification", "verification_detail", "ocmf_pagination", "ocmf_tx", "meter_serial", "gateway_serial")
 METER_VALUE_ROWS = insert_rows(
     METER_VALUES,
-    ("session_id", "timestamp_ms", "register_wh", "context", "signed_data", "signing_method", "public_key"),
+    (
+        *("session_id", "timestamp_ms", "register_wh", "context", "signed_data", "signing_method", "public_key"),
+        *CHECK_COLUMNS,
+    ),
     ignore_conflicts=True,
+)
+_READING = (
+    METER_VALUES.c.session_id == bindparam("sid"),
+    METER_VALUES.c.timestamp_ms == bindparam("ts"),
+    METER_VALUES.c.register_wh == bindparam("wh"),
 )
 METER_VALUE_SIGNED = Prepared(
     "attach signature",
     lambda d: (
         update(METER_VALUES)
-        .where(
-            METER_VALUES.c.session_id == bindparam("sid"),
-            METER_VALUES.c.timestamp_ms == bindparam("ts"),
-            METER_VALUES.c.register_wh == bindparam("wh"),
-            METER_VALUES.c.signed_data.is_(None),
+        .where(*_READING, METER_VALUES.c.signed_data.is_(None))
+        .values(
+            signed_data=bindparam("signed_data"),
+            signing_method=bindparam("method"),
+            public_key=bindparam("key"),
+            **{c: bindparam(c) for c in CHECK_COLUMNS},
         )
-        .values(signed_data=bindparam("signed_data"), signing_method=bindparam("method"), public_key=bindparam("key"))
     ),
 )
+METER_VALUE_CHECKED = Prepared(
+    "reading check",
+    lambda d: update(METER_VALUES).where(*_READING).values({c: bindparam(c) for c in CHECK_COLUMNS}),
+)
+CONFLICTING_RECORD = "a second, different signed record came for this reading"
 
 
 class UnknownTransaction(InvalidInput):
@@ -172,6 +198,19 @@ class Tracked:
     started_at_ms: int
     state: ChargingSession | None
     start_dirty: bool = False  # the start register came late and is not in the row yet
+    # Signed meter data: each reading's check and signed text, keyed by (timestamp, register),
+    # and the session's outcome so far (None: no rule broken yet, or not checked).
+    checks: dict[tuple[int, int], ReadingCheck] = field(default_factory=dict)
+    signed_texts: dict[tuple[int, int], str] = field(default_factory=dict)
+    meter_data: str | None = None
+    meter_data_detail: str | None = None
+
+    def meter_failed(self, detail: str) -> None:
+        """Flags the session for meter data that failed verification (the first reason is kept)."""
+        if self.meter_data != MeterData.FAILED.value:
+            self.meter_data, self.meter_data_detail = MeterData.FAILED.value, detail[:255]
+        if self.state is not None:
+            self.state = self.state.flagged(Flag.METER_DATA_UNVERIFIED)
 
 
 @dataclass(frozen=True)
@@ -201,14 +240,16 @@ class SessionService:
         token_ttl_s: float = 5.0,
         log_events: bool = True,
         log_meter_values: bool = False,
+        meter: MeterDataVerifier | None = None,
     ) -> None:
         self.engine = engine
+        self.meter = meter
         self.writer = writer
         self.tokens = tokens
         self.clock = clock
         self.token_ttl_s = token_ttl_s
         self.active: dict[tuple[str, str], Tracked] = {}
-        self._signatures: list[tuple[int, RegisterReading]] = []
+        self._signatures: list[tuple[int, RegisterReading, ReadingCheck | None]] = []
         self._token_cache: dict[str, tuple[float, TokenInfo]] = {}
         # A 1.6 session's row is inserted under a placeholder id, renamed to its row id in the same
         # transaction; unique per process (random prefix) and per start (counter), without a
@@ -297,16 +338,27 @@ class SessionService:
         meter_start_wh: int | None,
         uid: str | None = None,
         offline: bool = False,
+        signed: SignedMeter | None = None,
     ) -> StartResult:
         """Opens a session, or finds the one this start already opened (a retransmission).
 
-        1.6 passes no ``uid``: the row id becomes the transactionId. 2.0.1 passes the charger's.
+        1.6 passes no ``uid``: the row id becomes the transactionId. 2.0.1 passes the charger's, and
+        the ``signed`` data of the start register when it came with it.
         """
         if meter_start_wh is not None and meter_start_wh < 0:
             raise InvalidInput(f"negative meter start {meter_start_wh} Wh", "meter registers count up from 0")
         token, authorization_id = await self.admit(charger_id, await self.authorize(id_token), timestamp_ms)
         now = self._now_ms()
         placeholder = uid or f"{self._placeholder_prefix}{next(self._placeholders)}"
+        begin = None
+        if meter_start_wh is not None:
+            begin = RegisterReading(timestamp_ms, meter_start_wh, "Transaction.Begin", signed)
+        check = None
+        if begin is not None and self.meter is not None:
+            trust = await self.meter.trust(charger_id) if signed is not None else None
+            check = self._check(trust, begin)
+        failed = check is not None and check.verification is Verification.INVALID
+        failure = f"{check.where}: {check.detail}"[:255] if failed and check is not None else None
 
         row = {
             "charger_id": charger_id,
@@ -319,9 +371,11 @@ class SessionService:
             "status": SessionStatus.ACTIVE.value,
             "started_at_ms": timestamp_ms,
             "meter_start_wh": meter_start_wh,
-            "flags": "",
+            "flags": Flag.METER_DATA_UNVERIFIED.value if failed else "",
             "offline": offline,
             "updated_at_ms": now,
+            "meter_data": MeterData.FAILED.value if failed else None,
+            "meter_data_detail": failure,
         }
 
         def open_session(conn: Connection) -> tuple[int, str, str, bool]:
@@ -340,10 +394,8 @@ class SessionService:
                 SESSION_UID.run(conn, {"sid": db_id, "uid": final_uid})
             if authorization_id is not None:
                 BIND.run(conn, {"aid": authorization_id, "sid": db_id})
-            if meter_start_wh is not None:
-                METER_VALUE_ROWS.run(
-                    conn, _reading_row(db_id, RegisterReading(timestamp_ms, meter_start_wh, "Transaction.Begin"))
-                )
+            if begin is not None:
+                METER_VALUE_ROWS.run(conn, _reading_row(db_id, begin, check))
             return int(db_id), final_uid, token.status, False
 
         db_id, final_uid, token_status, duplicate = await self.writer.call(open_session)
@@ -359,9 +411,12 @@ class SessionService:
                 if meter_start_wh is not None
                 else None
             )
-            self.active[(charger_id, final_uid)] = Tracked(
-                db_id, final_uid, charger_id, connector_id, id_token, timestamp_ms, state
-            )
+            t = Tracked(db_id, final_uid, charger_id, connector_id, id_token, timestamp_ms, state)
+            if begin is not None and check is not None:
+                _keep_check(t, begin, check)
+                if failure is not None:
+                    t.meter_failed(failure)
+            self.active[(charger_id, final_uid)] = t
         # Logged once the row id is known, before the charger is answered; logged again (and
         # skipped by the log as already there) when the start is retransmitted, so a start whose
         # event was lost with a failed write still gets it. Only values a retransmission repeats.
@@ -394,7 +449,7 @@ class SessionService:
         if t is None:
             raise UnknownTransaction(f"transaction {uid} is not known on charger {charger_id}", "start it first")
         flags_before = self._flags(t)
-        rows = self._apply_readings(t, readings)
+        rows = self._apply_readings(t, readings, await self._trust(charger_id, readings))
         writes = self._signature_writes()
         if rows:
             writes.append(self.writer.rows(METER_VALUES, rows, ignore_conflicts=True))
@@ -421,7 +476,8 @@ class SessionService:
         t = await self.tracked(charger_id, uid)
         if t is None:
             raise UnknownTransaction(f"transaction {uid} is not known on charger {charger_id}", "start it first")
-        rows = self._apply_readings(t, list(readings))
+        trust = await self.meter.trust(charger_id) if self.meter is not None else None
+        rows = self._apply_readings(t, list(readings), trust)
         writes = self._signature_writes()
         if t.state is None:
             if meter_stop_wh is None:
@@ -432,6 +488,8 @@ class SessionService:
             t.state = ChargingSession.start(
                 uid, charger_id, t.connector_id, Started(t.started_at_ms, meter_stop_wh, t.id_token)
             )
+            if t.meter_data == MeterData.FAILED.value:
+                t.state = t.state.flagged(Flag.METER_DATA_UNVERIFIED)
         stop_wh = meter_stop_wh if meter_stop_wh is not None else t.state.readings[-1].register_wh
         applied = t.state.apply(Stopped(timestamp_ms, stop_wh, reason or "Local"))
         t.state = applied.session
@@ -439,13 +497,15 @@ class SessionService:
         if rows:
             writes.append(self.writer.rows(METER_VALUES, rows, ignore_conflicts=True))
         if applied.outcome is Outcome.APPLIED:
+            end = RegisterReading(timestamp_ms, stop_wh, "Transaction.End")
+            end_check = t.checks.get((timestamp_ms, stop_wh))
+            if trust is not None and end_check is None:
+                end_check = _keep_check(t, end, self._check(trust, end))
             writes.append(
-                self.writer.rows(
-                    METER_VALUES,
-                    [_reading_row(t.db_id, RegisterReading(timestamp_ms, stop_wh, "Transaction.End"))],
-                    ignore_conflicts=True,
-                )
+                self.writer.rows(METER_VALUES, [_reading_row(t.db_id, end, end_check)], ignore_conflicts=True)
             )
+            if trust is not None:
+                self._judge(t, trust)
             done = t.state
             data = {
                 "billable_wh": done.billable_energy_wh,
@@ -505,13 +565,31 @@ class SessionService:
         assert self.log is not None
         self.log.append_in(conn, events)
 
-    def _apply_readings(self, t: Tracked, readings: list[RegisterReading]) -> list[dict[str, object]]:
+    async def _trust(self, charger_id: str, readings: Sequence[RegisterReading]) -> MeterTrust | None:
+        """The charger's key, when there is signed data to check (unsigned readings need none)."""
+        if self.meter is None or all(r.signed is None for r in readings):
+            return None
+        return self.meter.fresh(charger_id) or await self.meter.trust(charger_id)
+
+    def _check(self, trust: MeterTrust | None, r: RegisterReading) -> ReadingCheck:
+        assert self.meter is not None
+        if r.signed is None or trust is None:
+            return ReadingCheck.unsigned(r.timestamp_ms, r.register_wh)
+        s = r.signed
+        return self.meter.check(trust, r.timestamp_ms, r.register_wh, s.data, s.encoding, s.public_key)
+
+    def _apply_readings(
+        self, t: Tracked, readings: list[RegisterReading], trust: MeterTrust | None = None
+    ) -> list[dict[str, object]]:
         rows: list[dict[str, object]] = []
+        checking = self.meter is not None
         for r in sorted(readings, key=lambda x: x.timestamp_ms):
             if t.state is None:
                 t.state = ChargingSession.start(
                     t.uid, t.charger_id, t.connector_id, Started(r.timestamp_ms, r.register_wh, t.id_token)
                 )
+                if t.meter_data == MeterData.FAILED.value:
+                    t.state = t.state.flagged(Flag.METER_DATA_UNVERIFIED)
                 t.start_dirty = True
                 outcome = Outcome.APPLIED
             else:
@@ -520,22 +598,49 @@ class SessionService:
                 if outcome is Outcome.REJECTED:
                     LOG.warning("%s: reading of %s rejected: %s", t.charger_id, t.uid, applied.detail)
             if outcome is Outcome.APPLIED:
-                rows.append(_reading_row(t.db_id, r))
+                check = _keep_check(t, r, self._check(trust, r)) if checking else None
+                rows.append(_reading_row(t.db_id, r, check))
             elif outcome is Outcome.DUPLICATE and r.signed is not None:
                 # The same reading again, now with its signature (a 1.6 charger signs the start
                 # register in a MeterValues after StartTransaction): keep the signature.
-                self._signatures.append((t.db_id, r))
+                key = (r.timestamp_ms, r.register_wh)
+                known = t.signed_texts.get(key)
+                if not checking:
+                    self._signatures.append((t.db_id, r, None))
+                elif known is None:
+                    self._signatures.append((t.db_id, r, _keep_check(t, r, self._check(trust, r))))
+                elif known != r.signed.data:
+                    conflict = ReadingCheck.invalid(r.timestamp_ms, r.register_wh, CONFLICTING_RECORD)
+                    t.checks[key] = conflict
+                    self._signatures.append((t.db_id, replace(r, signed=None), conflict))
+                    t.meter_failed(f"{conflict.where}: {conflict.detail}")
         return rows
+
+    def _judge(self, t: Tracked, trust: MeterTrust) -> None:
+        """The completed session's signed meter data, judged as a whole."""
+        s = t.state
+        assert s is not None and s.meter_stop_wh is not None
+        verdict = judge(
+            t.checks.values(),
+            start_wh=s.meter_start_wh,
+            stop_wh=s.meter_stop_wh,
+            signing_required=trust.signing_required,
+        )
+        if verdict.outcome is MeterData.FAILED:
+            t.meter_failed(verdict.detail)
+            LOG.warning("%s: meter data of %s failed: %s", t.charger_id, t.uid, verdict.detail)
+        elif t.meter_data is None:
+            t.meter_data = verdict.outcome.value
 
     def _signature_writes(self) -> list[asyncio.Future[object]]:
         pending, self._signatures = self._signatures, []
         writes = []
-        for session_id, r in pending:
-            assert r.signed is not None
+        for session_id, r, check in pending:
+            if r.signed is None:  # only the check changes
+                writes.append(self.writer.execute(METER_VALUE_CHECKED, _check_params(session_id, r, check)))
+                continue
             params = {
-                "sid": session_id,
-                "ts": r.timestamp_ms,
-                "wh": r.register_wh,
+                **_check_params(session_id, r, check),
                 "signed_data": r.signed.data,
                 "method": r.signed.method,
                 "key": r.signed.public_key,
@@ -555,6 +660,8 @@ class SessionService:
             "flags": ",".join(sorted(f.value for f in s.flags)),
             "updated_at_ms": self._now_ms(),
             "meter_start_wh": s.meter_start_wh,
+            "meter_data": t.meter_data,
+            "meter_data_detail": t.meter_data_detail,
         }
         if s.status is not SessionStatus.COMPLETED:
             return self.writer.execute(SESSION_FLAGS, values)
@@ -596,7 +703,12 @@ def load_tracked(engine: Engine, charger_id: str, uid: str) -> Tracked | None:
         if row is None:
             return None
         readings = conn.execute(
-            select(METER_VALUES.c.timestamp_ms, METER_VALUES.c.register_wh)
+            select(
+                METER_VALUES.c.timestamp_ms,
+                METER_VALUES.c.register_wh,
+                METER_VALUES.c.signed_data,
+                *(METER_VALUES.c[c] for c in CHECK_COLUMNS),
+            )
             .where(METER_VALUES.c.session_id == row.id)
             .order_by(METER_VALUES.c.timestamp_ms, METER_VALUES.c.id)
         ).all()
@@ -619,7 +731,24 @@ def load_tracked(engine: Engine, charger_id: str, uid: str) -> Tracked | None:
             state = state.apply(Stopped(row.stopped_at_ms, row.meter_stop_wh, row.stop_reason or "Local")).session
         stored_flags = {Flag(f) for f in row.flags.split(",") if f}
         state = replace(state, flags=state.flags | stored_flags)
-    return Tracked(row.id, uid, charger_id, row.connector_id, row.id_token, row.started_at_ms, state)
+    t = Tracked(row.id, uid, charger_id, row.connector_id, row.id_token, row.started_at_ms, state)
+    t.meter_data, t.meter_data_detail = row.meter_data, row.meter_data_detail
+    for r in readings:
+        key = (r.timestamp_ms, r.register_wh)
+        if r.signed_data is not None:
+            t.signed_texts[key] = r.signed_data
+        if r.verification is not None:
+            t.checks[key] = ReadingCheck(
+                r.timestamp_ms,
+                r.register_wh,
+                Verification(r.verification),
+                r.verification_detail or "",
+                r.ocmf_pagination,
+                r.ocmf_tx,
+                r.meter_serial,
+                r.gateway_serial,
+            )
+    return t
 
 
 def load_session(engine: Engine, charger_id: str, uid: str) -> ChargingSession | None:
@@ -637,7 +766,35 @@ def _meter_events(charger_id: str, rows: list[dict[str, object]]) -> list[LogEve
     return events
 
 
-def _reading_row(session_id: int, r: RegisterReading) -> dict[str, object]:
+def _keep_check(t: Tracked, r: RegisterReading, check: ReadingCheck) -> ReadingCheck:
+    """Holds a reading's check (and signed text) with its session; an invalid one flags it."""
+    key = (r.timestamp_ms, r.register_wh)
+    t.checks[key] = check
+    if r.signed is not None:
+        t.signed_texts[key] = r.signed.data
+    if check.verification is Verification.INVALID:
+        t.meter_failed(f"{check.where}: {check.detail}")
+    return check
+
+
+def _check_values(check: ReadingCheck | None) -> dict[str, object]:
+    if check is None:
+        return dict.fromkeys(CHECK_COLUMNS)
+    return {
+        "verification": check.verification.value,
+        "verification_detail": check.detail or None,
+        "ocmf_pagination": check.pagination,
+        "ocmf_tx": check.reason,
+        "meter_serial": check.meter_serial,
+        "gateway_serial": check.gateway_serial,
+    }
+
+
+def _check_params(session_id: int, r: RegisterReading, check: ReadingCheck | None) -> dict[str, object]:
+    return {"sid": session_id, "ts": r.timestamp_ms, "wh": r.register_wh, **_check_values(check)}
+
+
+def _reading_row(session_id: int, r: RegisterReading, check: ReadingCheck | None = None) -> dict[str, object]:
     return {
         "session_id": session_id,
         "timestamp_ms": r.timestamp_ms,
@@ -646,4 +803,5 @@ def _reading_row(session_id: int, r: RegisterReading) -> dict[str, object]:
         "signed_data": r.signed.data if r.signed else None,
         "signing_method": r.signed.method if r.signed else None,
         "public_key": r.signed.public_key if r.signed else None,
+        **_check_values(check),
     }

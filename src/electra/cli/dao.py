@@ -7,9 +7,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from electra.chain.bindings import TxResult
 from electra.chain.governance import PARAMETERS, Dao, ProposalState, ProposalStatus, Support, parse_amount
 from electra.cli import common
 from electra.cli.common import AccountOpt, JsonOpt, KeyOpt, console, emit, handles_errors, kv_table
+from electra.domain.rewards import checksum
 from electra.errors import InvalidInput
 
 dao_app = typer.Typer(
@@ -34,10 +36,12 @@ def _proposal_id(text: str) -> int:
 def params(as_json: JsonOpt = False) -> None:
     """List governed parameters and their current values."""
     dao = _dao()
+    deployed = dao.electra.deployment.addresses
     rows = [
         {
             "name": p.name,
-            "value": str(dao.parameter_value(p.name)),
+            # A contract added after this deployment was made has no value until `electra deploy`.
+            "value": p.show(dao.parameter_value(p.name)) if p.contract in deployed else None,
             "unit": p.unit,
             "contract": p.contract,
             "description": p.description,
@@ -48,7 +52,7 @@ def params(as_json: JsonOpt = False) -> None:
     def human() -> None:
         t = Table("parameter", "value", "unit", "what")
         for r in rows:
-            t.add_row(r["name"], r["value"], r["unit"], r["description"])
+            t.add_row(r["name"], r["value"] or "(not deployed)", r["unit"], r["description"])
         console.print(t)
 
     emit({"parameters": rows}, as_json, human)
@@ -57,7 +61,16 @@ def params(as_json: JsonOpt = False) -> None:
 @dao_app.command("propose")
 @handles_errors
 def propose(
-    set_: Annotated[list[str], typer.Option("--set", help="NAME=VALUE, e.g. reward-mint-cap='20000000 ELC'.")],
+    set_: Annotated[
+        list[str],
+        typer.Option(
+            "--set",
+            help=(
+                "NAME=VALUE, e.g. reward-mint-cap='20000000 ELC' or "
+                "staking-tiers='1000 ELC:1000:500,10000 ELC:2500:1500' (see `electra dao params`)."
+            ),
+        ),
+    ],
     description: Annotated[str, typer.Option("--description", "-d", help="What changes and why.")],
     key: KeyOpt = None,
     account: AccountOpt = None,
@@ -69,9 +82,58 @@ def propose(
         name, sep, value = item.partition("=")
         if not sep:
             raise InvalidInput(f"invalid --set {item!r}", "use NAME=VALUE")
-        changes.append((name.strip(), parse_amount(value)))
+        param = PARAMETERS.get(name.strip())
+        if param is None:
+            raise InvalidInput(f"unknown parameter {name.strip()!r}", f"governed parameters: {', '.join(PARAMETERS)}")
+        changes.append((param.name, param.parse(value)))
     dao = _dao()
     pid, tx = dao.propose_parameter(changes, description, proposer=common.sender(dao.client, key, account))
+    _proposed(dao, pid, tx, as_json)
+
+
+@dao_app.command("slash")
+@handles_errors
+def slash(
+    charger: Annotated[int, typer.Argument(help="The charger's token id.", min=1)],
+    staker: Annotated[str, typer.Argument(help="Whose stake on it.")],
+    amount: Annotated[str, typer.Argument(help="At most this much: base units or e.g. '5000 ELC'.")],
+    evidence: Annotated[str, typer.Option("--evidence", help="32-byte hex reference to the proof of fraud.")],
+    description: Annotated[str, typer.Option("--description", "-d", help="The fraud and its proof.")],
+    key: KeyOpt = None,
+    account: AccountOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Propose slashing a host's stake on a charger for proven fraud; the stake goes to the treasury."""
+    try:
+        evidence_bytes = bytes.fromhex(evidence.removeprefix("0x"))
+    except ValueError:
+        evidence_bytes = b""
+    if len(evidence_bytes) != 32:
+        raise InvalidInput(f"invalid evidence {evidence!r}", "give 32 bytes of hex, e.g. a session record's leaf")
+    dao = _dao()
+    args = [charger, checksum(staker), parse_amount(amount), evidence_bytes]
+    pid, tx = dao.propose_action("slash", args, description, proposer=common.sender(dao.client, key, account))
+    _proposed(dao, pid, tx, as_json)
+
+
+@dao_app.command("wire")
+@handles_errors
+def wire(
+    description: Annotated[
+        str, typer.Option("--description", "-d", help="Why.")
+    ] = "Wire staking and rewards: RewardsDistributor mints ELC rewards, StakingManager sets the commission",
+    key: KeyOpt = None,
+    account: AccountOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Propose what a deployment that got staking and rewards added later still needs from the
+    timelock (a fresh deployment has it from genesis)."""
+    dao = _dao()
+    pid, tx = dao.propose_wiring(description, proposer=common.sender(dao.client, key, account))
+    _proposed(dao, pid, tx, as_json)
+
+
+def _proposed(dao: Dao, pid: int, tx: TxResult, as_json: bool) -> None:
     st = dao.status(pid)
     data = {
         "proposal_id": str(pid),

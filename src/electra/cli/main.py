@@ -13,17 +13,22 @@ from typing import Annotated, Any
 import typer
 
 from electra import __version__
+from electra.chain.bindings import Electra
 from electra.chain.deploy import deploy as deploy_contracts
 from electra.chain.deploy import load_deployment, manifest_path
 from electra.chain.devchain import DevChain
+from electra.chain.governance import wiring_calls
 from electra.cli import common
 from electra.cli.common import JsonOpt, console, emit, handles_errors, kv_table
 from electra.cli.dao import dao_app
 from electra.cli.find import find as find_command
 from electra.cli.intelligence import maintenance_app, pricing_app
+from electra.cli.ocpi import ocpi_app
 from electra.cli.ocpp import ocpp_app
 from electra.cli.session import session_app
 from electra.cli.sim import sim_app
+from electra.cli.site import site_app
+from electra.cli.stake import stake_app
 from electra.cli.station import station_app
 from electra.cli.vehicle import vehicle_app
 from electra.cli.verify import audit as audit_command
@@ -44,11 +49,14 @@ app.add_typer(station_app, name="station")
 app.add_typer(vehicle_app, name="vehicle")
 app.add_typer(dao_app, name="dao")
 app.add_typer(ocpp_app, name="ocpp")
+app.add_typer(ocpi_app, name="ocpi")
 app.add_typer(sim_app, name="sim")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(session_app, name="session")
 app.add_typer(pricing_app, name="pricing")
 app.add_typer(maintenance_app, name="maintenance")
+app.add_typer(site_app, name="site")
+app.add_typer(stake_app, name="stake")
 app.command("verify")(verify_command)
 app.command("audit")(audit_command)
 app.command("find")(find_command)
@@ -159,16 +167,24 @@ def deploy(
     s = common.settings()
     c = common.client()
     d, fresh = deploy_contracts(c, s, force=force)
+    # A deployment that got staking and rewards added later needs the timelock to wire them.
+    pending = len(wiring_calls(Electra.of(c, d)))
     data = {
         "deployed": fresh,
         "manifest": str(manifest_path(s, c.chain_id).resolve()),
+        "wiring_pending": pending,
         **d.to_json(),
     }
-    emit(
-        data,
-        as_json,
-        lambda: kv_table("deployed" if fresh else "reusing deployment", _flatten(data)),
-    )
+
+    def human() -> None:
+        kv_table("deployed" if fresh else "reusing deployment", _flatten(data))
+        if pending:
+            console.print(
+                f"[yellow]{pending} governance call(s) still needed for staking and rewards: "
+                "propose them with `electra dao wire`[/]"
+            )
+
+    emit(data, as_json, human)
 
 
 @app.command()
@@ -214,6 +230,7 @@ async def _serve_platform(platform: Any, demo: bool) -> None:
     await system.start()
     console.print(f"OCPP central system on {system.url}{{charge_point_id}}", highlight=False)
     api_server, api_task = await _start_api(system)
+    balance_task = _start_balancer(system, stop)
     fleet_task = await _start_demo(system, stop, payments) if demo else None
     settle_task = asyncio.create_task(_settle_forever(payments, stop)) if payments is not None else None
     anchoring = _anchoring(system)
@@ -233,7 +250,31 @@ async def _serve_platform(platform: Any, demo: bool) -> None:
             await anchor_task
         api_server.should_exit = True
         await api_task
+        await balance_task
         await system.stop()
+
+
+def _start_balancer(system: Any, stop: asyncio.Event) -> asyncio.Task[None]:
+    """Site load balancing (electra site ...): TxProfiles shared out every 2 s."""
+    from electra.intelligence.load_balancing import LoadBalancer, balance_forever
+    from electra.ocpp.commands import Commands
+
+    balancer = LoadBalancer(system.store.engine, Commands(system))
+    return asyncio.create_task(
+        balance_forever(balancer, stop, report=lambda line: console.print(f"[yellow]{line}[/]", highlight=False))
+    )
+
+
+def _station_indexer(system: Any) -> Any:
+    """Discovery's index, kept in step with StationRegistry and the store (None before deployment)."""
+    from electra.discovery.indexer import StationIndexer
+    from electra.errors import DeploymentMissing
+
+    try:
+        e = common.electra()
+    except DeploymentMissing:
+        return None
+    return StationIndexer(e.stations, system.store.engine, from_block=e.deployment.block_number, max_age_s=5.0)
 
 
 async def _start_api(system: Any) -> tuple[Any, asyncio.Task[None]]:
@@ -250,7 +291,13 @@ async def _start_api(system: Any) -> tuple[Any, asyncio.Task[None]]:
             return None
 
     s = common.settings()
-    api = create_app(system.store.engine, bindings, s.effective_rpc_url)
+    indexer = _station_indexer(system)
+    api = create_app(
+        system.store.engine,
+        bindings,
+        s.effective_rpc_url,
+        stations=(lambda: indexer.fresh()) if indexer is not None else None,
+    )
     server = uvicorn.Server(uvicorn.Config(api, host=s.api_host, port=s.api_port, log_level="warning", lifespan="off"))
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # the platform owns the signals
     task = asyncio.create_task(server.serve())
@@ -451,7 +498,9 @@ def csms(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        balance_task = _start_balancer(system, stop)
         await stop.wait()
+        await balance_task
         await system.stop()
 
     asyncio.run(serve())

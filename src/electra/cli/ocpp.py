@@ -111,6 +111,7 @@ def sessions(
                 "energy_wh": r.energy_wh,
                 "billable_wh": r.billable_wh,
                 "flags": r.flags,
+                "meter_data": r.meter_data,
                 "offline": r.offline,
             }
             for r in s.scalars(q)

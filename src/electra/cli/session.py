@@ -19,7 +19,7 @@ session_app = typer.Typer(help="Charging sessions: what was metered, billed and 
 def show(
     session_id: Annotated[int, typer.Argument(help="The session's id (a 1.6 transactionId).")], as_json: JsonOpt = False
 ) -> None:
-    """A session: charger, token, times, meter registers, energy, flags and its settlement status."""
+    """A session: charger, token, times, meter registers, energy, flags, signed meter data and its settlement."""
     from sqlalchemy.orm import Session
 
     from electra.store.models import SessionRecord, SettlementRecord
@@ -44,6 +44,8 @@ def show(
             "energy_wh": row.energy_wh,
             "billable_wh": row.billable_wh,
             "flags": row.flags,
+            "meter_data": row.meter_data,
+            "meter_data_detail": row.meter_data_detail,
             "settlement": bill.status if bill is not None else "not billed yet",
             "amount": f"{bill.amount} {bill.asset}" if bill is not None else None,
         }

@@ -1,4 +1,4 @@
-"""`electra station`: register, show and list chargers."""
+"""`electra station`: register, show and list chargers; their tariffs, leases and meter keys."""
 
 from __future__ import annotations
 
@@ -300,6 +300,71 @@ def lease(
         "allowed_vehicles": sorted(current.allowed_vehicles),
     }
     emit(data, as_json, lambda: console.print(data, highlight=False))
+
+
+@station_app.command("meter-key")
+@handles_errors
+def meter_key(
+    charger_id: Annotated[str, typer.Argument(help="The charger's id.")],
+    public_key: Annotated[
+        str | None,
+        typer.Option("--public-key", help="The meter's public key: DER SubjectPublicKeyInfo (hex or base64) or PEM."),
+    ] = None,
+    public_key_file: Annotated[
+        Path | None, typer.Option("--public-key-file", help="A file with the meter's public key (PEM or DER).")
+    ] = None,
+    curve: Annotated[
+        str | None, typer.Option("--curve", help="The key's curve, needed for a bare SEC1 point (e.g. secp256r1).")
+    ] = None,
+    device: Annotated[
+        bool, typer.Option("--device", help="Drop the registered meter key: the NFT's device key signs again.")
+    ] = False,
+    signing: Annotated[
+        str | None,
+        typer.Option("--signing", help="required, optional, or default (the platform's ELECTRA_METER_SIGNING)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Shows the key a charger's meter data is verified with and whether it must sign, or sets them."""
+    from electra.charging.meter_data import SIGNING_POLICIES, MeterKeyBook
+    from electra.metering.keys import MeterKey
+
+    check_charger_id(charger_id)
+    if sum(x is not None for x in (public_key, public_key_file)) + device > 1:
+        raise InvalidInput("give one of --public-key, --public-key-file and --device", "a charger has one meter key")
+    if signing is not None and signing not in (*SIGNING_POLICIES, "default"):
+        raise InvalidInput(f"signing policy {signing!r}", "use required, optional or default")
+    book = MeterKeyBook(common.store_engine())
+    entry = book.get(charger_id)
+    key = entry.public_key if entry is not None else None
+    policy = entry.signing if entry is not None else None
+    if public_key_file is not None:
+        try:
+            raw = public_key_file.read_bytes()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {public_key_file}: {exc.strerror}", "give the key file's path") from exc
+        key = MeterKey.load(raw, curve)
+    elif public_key is not None:
+        key = MeterKey.load(public_key, curve)
+    elif device:
+        key = None
+    if signing is not None:
+        policy = None if signing == "default" else signing
+    changed = public_key is not None or public_key_file is not None or device or signing is not None
+    if changed:
+        entry = book.put(charger_id, key, policy)
+    default = common.settings().meter_signing
+    data = {
+        "charger_id": charger_id,
+        "key_source": "meter key" if key is not None else "device (the charger NFT's device key)",
+        "public_key": key.hex if key is not None else None,
+        "curve": key.curve if key is not None else "secp256k1",
+        "address": key.address if key is not None else None,
+        "signing": policy or default,
+        "signing_set": policy or "default",
+        "updated_at_ms": entry.updated_at_ms if entry is not None else None,
+    }
+    emit(data, as_json, lambda: kv_table(f"meter key of {charger_id}", list(data.items())))
 
 
 def _units(text: str, decimals: int) -> int:

@@ -15,18 +15,24 @@ unflagged (1000 with none), times the share of its connectors not Faulted or Una
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 
+import requests
 from sqlalchemy import Engine, func, select
+from web3.exceptions import Web3Exception
 
 from electra.chain.bindings import StationRecord, StationRegistryBinding
 from electra.discovery.index import Listing, StationIndex
 from electra.domain.ranking import Availability
+from electra.errors import ChainError
 from electra.payments.tariffs import DEFAULT_TARIFF
 from electra.store.models import ConnectorState, LeaseRecord, SessionRecord, TariffRecord
 
+LOG = logging.getLogger(__name__)
 EVENTS = (
     "StationRegistered",
     "Transfer",
@@ -61,6 +67,7 @@ class StationIndexer:
         from_block: int = 0,
         clock: Callable[[], float] = time.time,
         boost: Callable[[int], int] | None = None,
+        max_age_s: float = 5.0,
     ) -> None:
         self.stations = stations
         self.engine = engine
@@ -68,6 +75,26 @@ class StationIndexer:
         self.cursor = from_block - 1  # the last block whose events are applied
         self.clock = clock
         self.boost = boost  # a charger's staking boost points, when staking is deployed
+        self.max_age_s = max_age_s
+        self._synced_at: float | None = None
+        self._lock = threading.Lock()
+
+    def fresh(self) -> StationIndex:
+        """The index, synced with the chain and the store if the last sync is older than
+        ``max_age_s`` (one caller syncs; the others use the index as it is meanwhile)."""
+        now = self.clock()
+        if self._synced_at is None or now - self._synced_at >= self.max_age_s:
+            if self._lock.acquire(blocking=self._synced_at is None):
+                try:
+                    self.sync()
+                    self.refresh_live()
+                    self._synced_at = now
+                except (ChainError, Web3Exception, requests.RequestException) as exc:
+                    # The chain is down: answer from the index as it is and try again next time.
+                    LOG.warning("discovery index not synced: %s", exc)
+                finally:
+                    self._lock.release()
+        return self.index
 
     def sync(self) -> int:
         """Applies the registry's events up to the latest block; returns how many chargers changed."""

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from sqlalchemy import Engine
+
 from electra.discovery.index import Listing
 from electra.domain.ranking import Availability
 from electra.domain.station import ConnectorType
@@ -197,3 +199,33 @@ def import_locations(doc: Any) -> list[ImportedLocation]:
     if not isinstance(doc, list):
         raise InvalidInput("the OCPI document holds no list of locations", "give a JSON array of Location objects")
     return [from_location(d, i) for i, d in enumerate(doc)]
+
+
+def store_locations(engine: Engine, rows: Iterable[ImportedLocation], source: str, now_ms: int) -> int:
+    """Upserts imported locations into the ``ocpi_locations`` read model; returns how many."""
+    from sqlalchemy.orm import Session
+
+    from electra.store.models import OcpiLocationRecord
+
+    n = 0
+    with Session(engine) as s, s.begin():
+        for r in rows:
+            s.merge(
+                OcpiLocationRecord(
+                    country_code=r.country_code,
+                    party_id=r.party_id,
+                    location_id=r.location_id,
+                    name=r.name[:255],
+                    latitude_e6=r.latitude_e6,
+                    longitude_e6=r.longitude_e6,
+                    connector_types=r.connector_types,
+                    max_power_w=r.max_power_w,
+                    public=r.public,
+                    availability=r.availability.name.lower(),
+                    last_updated=r.last_updated[:32],
+                    source=source[:255],
+                    imported_at_ms=now_ms,
+                )
+            )
+            n += 1
+    return n

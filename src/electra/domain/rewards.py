@@ -1,213 +1,174 @@
-"""Usage-mining rewards of one epoch, computed from anchored session records only. Pure: no I/O.
+"""Usage-mining rewards: one Merkle tree per epoch, of what each account may claim.
 
-Anyone can recompute an epoch: the inputs are the session records anchored on SessionAnchor (their
-values hash to the anchored leaves), who held each charger NFT and vehicle at the epoch's snapshot
-block, and the published :class:`RewardParameters`. The output is one amount per account and the
-Merkle root RewardsDistributor holds. Rules (docs/rewards.md):
+A leaf is OpenZeppelin's StandardMerkleTree leaf of ``(epoch, account, amount)`` with the Solidity
+types :data:`REWARD_LEAF_TYPES`: ``keccak256(keccak256(abi.encode(epoch, account, amount)))``, so
+``@openzeppelin/merkle-tree`` builds the same tree and ``RewardsDistributor`` (``MerkleProof.sol``)
+checks its proofs (docs/formats.md#usage-mining-rewards). The tree is :class:`electra.domain.merkle.MerkleTree`.
 
-1. The epoch's sessions are the anchored records with ``first_seq <= seq <= last_seq`` whose stop
-   falls in ``[start_ms, end_ms)``.
-2. A charger's utilization is the time its sessions of the epoch occupied it (each session's
-   stop minus start, clipped to the epoch) over the epoch's length, in permille.
-3. A session earns nothing if its energy is below ``min_energy_wh``, if it was not billed (energy
-   0: flagged meter data), or if its vehicle's owner also holds the charger (self-dealing), or
-   if it was charged with a driver's token (vehicle id 0).
-4. Otherwise it earns ``energyWh * offpeak_rate_per_kwh // 1000`` if it started in an off-peak
-   hour, plus ``energyWh * idle_rate_per_kwh // 1000`` if its charger's utilization is below
-   ``utilization_threshold_permille``. Amounts are ELC base units.
-5. A session's reward is split: ``driver_share_bps`` to the vehicle's owner, the rest to the
-   charger's holder.
-6. If the epoch's total exceeds ``epoch_cap``, every account's amount is scaled to
-   ``amount * epoch_cap // total`` (rounded down; the remainder is not minted).
-7. Leaves: ``(uint256 epoch, address account, uint256 amount)`` for every account with a non-zero
-   amount, as OpenZeppelin StandardMerkleTree leaves.
+One leaf per account per epoch: the contract records a claim by (epoch, account), so two leaves of
+one account could not both be claimed. :meth:`RewardEpoch.of` therefore takes a mapping. Amounts are
+ELC base units. :func:`allocate` splits an epoch's emission over accounts in proportion to integer
+weights (e.g. Wh delivered by each host's chargers), exactly, without floats.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 from eth_abi.abi import encode
+from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 
 from electra.domain.merkle import MerkleTree
-from electra.domain.record import SessionRecord
 from electra.errors import InvalidInput
 
-LEAF_TYPES = ("uint256", "address", "uint256")
-BPS = 10_000
+REWARD_LEAF_TYPES = (
+    "uint256",  # epoch: RewardsDistributor's epoch number, from 1
+    "address",  # account: who receives the reward
+    "uint256",  # amount: ELC base units
+)
+MAX_AMOUNT = 2**96 - 1  # RewardsDistributor keeps an epoch's total in 96 bits
+
+
+def checksum(account: str) -> str:
+    """``account`` as a checksummed address; InvalidInput if it is not an address."""
+    if not isinstance(account, str) or not is_address(account):
+        raise InvalidInput(f"{account!r} is not an address", "give a 0x-prefixed 20-byte hex address")
+    return str(to_checksum_address(account))
 
 
 @dataclass(frozen=True)
-class RewardParameters:
+class RewardClaim:
+    """What an account needs to claim one epoch: its leaf's values and the proof."""
+
     epoch: int
-    start_ms: int
-    end_ms: int
-    first_seq: int
-    last_seq: int
-    snapshot_block: int
-    offpeak_hours_utc: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 22, 23)
-    offpeak_rate_per_kwh: int = 10**18  # 1 ELC per kWh
-    idle_rate_per_kwh: int = 5 * 10**17  # 0.5 ELC per kWh
-    utilization_threshold_permille: int = 250
-    min_energy_wh: int = 1_000
-    driver_share_bps: int = 7_000
-    epoch_cap: int = 100_000 * 10**18
+    account: str
+    amount: int
+    proof: tuple[bytes, ...]
 
-    def __post_init__(self) -> None:
-        if not (0 <= self.start_ms < self.end_ms and 1 <= self.first_seq <= self.last_seq + 1):
-            raise InvalidInput("an epoch needs start < end and a sequence range", "check the epoch's parameters")
-        if not all(0 <= h <= 23 for h in self.offpeak_hours_utc) or not 0 <= self.driver_share_bps <= BPS:
-            raise InvalidInput("off-peak hours are 0..23 and the driver share 0..10000 bps", "check the parameters")
+    def values(self) -> list[int | str]:
+        return [self.epoch, self.account, self.amount]
 
-    def canonical(self) -> bytes:
-        d = asdict(self)
-        d["offpeak_hours_utc"] = sorted(set(self.offpeak_hours_utc))
-        return json.dumps(
-            {k: str(v) if isinstance(v, int) and v > 2**53 else v for k, v in d.items()},
-            sort_keys=True,
-            separators=(",", ":"),
-        ).encode()
+    @property
+    def leaf(self) -> bytes:
+        return reward_leaf(self.epoch, self.account, self.amount)
 
-    def digest(self) -> bytes:
-        """keccak256 of the canonical JSON: what RewardsDistributor stores as the epoch's parameters."""
-        return bytes(keccak(self.canonical()))
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "account": self.account,
+            "amount": str(self.amount),
+            "leaf": "0x" + self.leaf.hex(),
+            "proof": ["0x" + p.hex() for p in self.proof],
+        }
+
+
+def reward_leaf(epoch: int, account: str, amount: int) -> bytes:
+    """The StandardMerkleTree leaf of one reward."""
+    return bytes(keccak(keccak(encode(list(REWARD_LEAF_TYPES), [epoch, checksum(account), amount]))))
+
+
+@dataclass(frozen=True)
+class RewardEpoch:
+    """One epoch's rewards: accounts in ascending address order with their amounts, and the tree."""
+
+    epoch: int
+    accounts: tuple[str, ...]
+    amounts: tuple[int, ...]
 
     @classmethod
-    def from_json(cls, data: Mapping[str, object]) -> RewardParameters:
-        """Reads :meth:`canonical`'s JSON back (integers may be decimal strings)."""
-        kw: dict[str, object] = {}
-        try:
-            for k, v in data.items():
-                if k == "offpeak_hours_utc":
-                    if not isinstance(v, list):
-                        raise InvalidInput("offpeak_hours_utc must be a list", "give hours 0..23")
-                    kw[k] = tuple(int(h) for h in v)
-                else:
-                    kw[k] = int(str(v))
-            return cls(**kw)  # type: ignore[arg-type]
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"bad reward parameters: {exc}", "give the epoch's published parameters") from exc
-
-
-@dataclass(frozen=True)
-class AnchoredRecord:
-    seq: int
-    record: SessionRecord
-
-
-@dataclass(frozen=True)
-class SessionReward:
-    session_id: int
-    seq: int
-    amount: int
-    offpeak: bool
-    idle_charger: bool
-    reason: str  # why it earns or not
-
-
-@dataclass
-class EpochResult:
-    parameters: RewardParameters
-    amounts: dict[str, int]  # account (checksum address) -> ELC base units
-    sessions: list[SessionReward] = field(default_factory=list)
-    utilization_permille: dict[int, int] = field(default_factory=dict)  # charger token id -> permille
-    total_before_cap: int = 0
+    def of(cls, epoch: int, amounts: Mapping[str, int]) -> RewardEpoch:
+        if epoch < 1:
+            raise InvalidInput(f"epoch {epoch}: epochs count from 1")
+        merged: dict[str, int] = {}
+        for account, amount in amounts.items():
+            key = checksum(account)
+            if key in merged:
+                raise InvalidInput(f"{key} appears twice in epoch {epoch}", "give one amount per account")
+            if not 0 < amount <= MAX_AMOUNT:
+                raise InvalidInput(f"reward {amount} for {key} is not between 1 and 2^96 - 1 base units")
+            merged[key] = amount
+        if not merged:
+            raise InvalidInput(f"epoch {epoch} rewards nobody", "give at least one account with an amount")
+        order = sorted(merged, key=lambda a: int(a, 16))
+        epoch_ = cls(epoch, tuple(order), tuple(merged[a] for a in order))
+        if epoch_.total > MAX_AMOUNT:
+            raise InvalidInput(f"epoch {epoch} pays {epoch_.total} in all, over 2^96 - 1 base units")
+        return epoch_
 
     @property
     def total(self) -> int:
-        return sum(self.amounts.values())
+        return sum(self.amounts)
 
-    def leaves(self) -> list[tuple[int, str, int]]:
-        return [(self.parameters.epoch, a, n) for a, n in sorted(self.amounts.items()) if n > 0]
-
+    @cached_property
     def tree(self) -> MerkleTree:
-        return MerkleTree.of([leaf(*v) for v in self.leaves()])
+        return MerkleTree.of([reward_leaf(self.epoch, a, n) for a, n in zip(self.accounts, self.amounts, strict=True)])
 
     @property
     def root(self) -> bytes:
-        values = self.leaves()
-        return self.tree().root if values else b"\0" * 32
+        return self.tree.root
+
+    def amount_of(self, account: str) -> int:
+        """The account's reward in this epoch (0 if none)."""
+        key = checksum(account)
+        return self.amounts[self.accounts.index(key)] if key in self.accounts else 0
+
+    def claim(self, account: str) -> RewardClaim:
+        key = checksum(account)
+        if key not in self.accounts:
+            raise InvalidInput(f"{key} has no reward in epoch {self.epoch}")
+        i = self.accounts.index(key)
+        return RewardClaim(self.epoch, key, self.amounts[i], tuple(self.tree.proof(i)))
+
+    def to_json(self) -> dict[str, Any]:
+        """What the publisher hands out so that every account can claim: root, total, each claim."""
+        return {
+            "epoch": self.epoch,
+            "root": "0x" + self.root.hex(),
+            "total": str(self.total),
+            "leaf_encoding": list(REWARD_LEAF_TYPES),
+            "claims": [self.claim(a).to_json() for a in self.accounts],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RewardEpoch:
+        """Rebuilds an epoch from :meth:`to_json` and checks that its root is the one recorded."""
+        try:
+            epoch = int(data["epoch"])
+            amounts = {str(c["account"]): int(c["amount"]) for c in data["claims"]}
+            recorded = bytes.fromhex(str(data["root"]).removeprefix("0x"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"not a reward epoch document: {exc}") from exc
+        rebuilt = cls.of(epoch, amounts)
+        if rebuilt.root != recorded:
+            raise InvalidInput(f"epoch {epoch}: the claims give root 0x{rebuilt.root.hex()}, not 0x{recorded.hex()}")
+        return rebuilt
 
 
-def leaf(epoch: int, account: str, amount: int) -> bytes:
-    return bytes(keccak(keccak(encode(list(LEAF_TYPES), [epoch, account, amount]))))
+def allocate(emission: int, weights: Mapping[str, int]) -> dict[str, int]:
+    """Splits ``emission`` base units over accounts in proportion to their integer ``weights``.
 
-
-def compute_epoch(
-    params: RewardParameters,
-    records: Iterable[AnchoredRecord],
-    charger_holder: Mapping[int, str],
-    vehicle_owner: Mapping[int, str],
-) -> EpochResult:
-    """The epoch's rewards. ``charger_holder`` and ``vehicle_owner`` are the NFT holder of each
-    charger token id and the owner of each vehicle id at ``params.snapshot_block``."""
-    p = params
-    sessions = sorted(
-        (r for r in records if p.first_seq <= r.seq <= p.last_seq and p.start_ms <= r.record.stopped_at_ms < p.end_ms),
-        key=lambda r: r.seq,
-    )
-    length = p.end_ms - p.start_ms
-    busy: dict[int, int] = {}
-    for r in sessions:
-        s = r.record
-        span = max(0, min(s.stopped_at_ms, p.end_ms) - max(s.started_at_ms, p.start_ms))
-        busy[s.charger_token_id] = busy.get(s.charger_token_id, 0) + span
-    utilization = {c: min(1000, ms * 1000 // length) for c, ms in busy.items()}
-    offpeak_hours = set(p.offpeak_hours_utc)
-    raw: dict[str, int] = {}
-    out: list[SessionReward] = []
-    for r in sessions:
-        s = r.record
-        host = charger_holder.get(s.charger_token_id, "").lower()
-        driver = vehicle_owner.get(s.vehicle_id, "").lower() if s.vehicle_id else ""
-        offpeak = (s.started_at_ms // 3_600_000) % 24 in offpeak_hours
-        idle = utilization.get(s.charger_token_id, 0) < p.utilization_threshold_permille
-        why = ""
-        if s.vehicle_id == 0 or not driver:
-            why = "charged with a driver's token, not a vehicle"
-        elif s.energy_wh == 0:
-            why = "not billed (flagged meter data)"
-        elif s.energy_wh < p.min_energy_wh:
-            why = f"below the minimum energy of {p.min_energy_wh} Wh"
-        elif not host:
-            why = "charger holder unknown at the snapshot"
-        elif host == driver:
-            why = "self-dealing: the vehicle's owner holds the charger"
-        amount = 0
-        if not why:
-            amount = (
-                s.energy_wh * p.offpeak_rate_per_kwh // 1000 * offpeak
-                + s.energy_wh * p.idle_rate_per_kwh // 1000 * idle
-            )
-            why = (
-                "off-peak and idle charger"
-                if offpeak and idle
-                else "off-peak"
-                if offpeak
-                else "idle charger"
-                if idle
-                else "peak hour at a busy charger"
-            )
-        if amount:
-            to_driver = amount * p.driver_share_bps // BPS
-            raw[vehicle_owner[s.vehicle_id]] = raw.get(vehicle_owner[s.vehicle_id], 0) + to_driver
-            raw[charger_holder[s.charger_token_id]] = (
-                raw.get(charger_holder[s.charger_token_id], 0) + amount - to_driver
-            )
-        out.append(SessionReward(s.session_id, r.seq, amount, offpeak, idle, why))
-    total = sum(raw.values())
-    amounts = raw if total <= p.epoch_cap else {a: n * p.epoch_cap // total for a, n in raw.items()}
-    return EpochResult(p, {a: n for a, n in amounts.items() if n > 0}, out, utilization, total)
-
-
-def proof_for(result: EpochResult, account: str) -> tuple[int, list[bytes]] | None:
-    """(amount, proof) of ``account`` in the epoch, None if it earned nothing."""
-    amount = next((n for a, n in result.amounts.items() if a.lower() == account.lower()), 0)
-    if not amount:
-        return None
-    tree = result.tree()
-    key = next(a for a in result.amounts if a.lower() == account.lower())
-    return amount, tree.proof_of(leaf(result.parameters.epoch, key, amount))
+    Each account gets ``floor(emission * weight / total_weight)``; the base units that rounding
+    leaves over go one each to the largest remainders (ties: the lower address first), so the
+    shares add up to ``emission`` exactly. Accounts with weight 0 (and so share 0) are left out.
+    """
+    if emission < 0:
+        raise InvalidInput(f"emission {emission} is negative")
+    clean: dict[str, int] = {}
+    for account, weight in weights.items():
+        if weight < 0:
+            raise InvalidInput(f"weight {weight} of {account} is negative")
+        key = checksum(account)
+        clean[key] = clean.get(key, 0) + weight
+    total_weight = sum(clean.values())
+    if total_weight == 0 or emission == 0:
+        return {}
+    shares = {a: emission * w // total_weight for a, w in clean.items()}
+    left = emission - sum(shares.values())
+    by_remainder = sorted(clean, key=lambda a: (-(emission * clean[a] % total_weight), int(a, 16)))
+    for account in by_remainder[:left]:
+        shares[account] += 1
+    return {a: s for a, s in shares.items() if s > 0}

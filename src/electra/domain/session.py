@@ -9,6 +9,9 @@ offline period with their original timestamps. The rules:
 - A register that goes down between two readings in time order is a meter running backwards: the
   session is flagged and not billed automatically (``billable_energy_wh`` is None).
 - Energy is the stop register minus the start register, never a sum of floats.
+- Signed meter data that fails verification (a bad signature, an unregistered key, a broken OCMF
+  rule across the session: :mod:`electra.domain.meter_data`) flags the session
+  ``METER_DATA_UNVERIFIED``; the session service decides that and sets the flag (:meth:`flagged`).
 
 No I/O, no clocks: every timestamp comes in with its event (milliseconds since the epoch, UTC).
 """
@@ -31,6 +34,7 @@ class Flag(Enum):
     METER_BACKWARDS = "meter_backwards"
     CONFLICTING_READING = "conflicting_reading"
     CONFLICTING_STOP = "conflicting_stop"
+    METER_DATA_UNVERIFIED = "meter_data_unverified"
 
 
 class Outcome(Enum):
@@ -155,6 +159,10 @@ class ChargingSession:
         )
         # The stop register is a reading like any other: it takes part in the order and the checks.
         return Applied(stopped._sample(MeterReading(e.timestamp_ms, e.meter_stop_wh)).session, Outcome.APPLIED)
+
+    def flagged(self, flag: Flag) -> ChargingSession:
+        """This session with ``flag`` set (flags are never cleared)."""
+        return self if flag in self.flags else replace(self, flags=self.flags | {flag})
 
     @property
     def energy_wh(self) -> int:

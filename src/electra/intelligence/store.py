@@ -26,6 +26,7 @@ from electra.store.models import (
     OcppMessage,
     PriceQuoteRecord,
     SessionRecord,
+    SiteChargerRecord,
     TariffRecord,
 )
 
@@ -90,7 +91,8 @@ def load_histories(
 ) -> dict[str, ChargerHistory]:
     """Each charger's sessions started in ``[since_ms, until_ms)`` (an active one runs to
     ``until_ms``), the StatusNotifications it sent then, and its connectors' states now. Without
-    ``charger_ids``: every charger the store knows. A charger's site is ``sites[id]``, else its own id."""
+    ``charger_ids``: every charger the store knows. A charger's site is the one the operator put it
+    in (``site_chargers``, electra site add-charger), else ``sites[id]``, else its own id."""
     sites = sites or {}
     sessions: dict[str, list[SessionOutcome]] = {}
     statuses: dict[str, list[StatusEvent]] = {}
@@ -150,6 +152,14 @@ def load_histories(
         ):
             current.setdefault(row.charger_id, {})[row.connector_id] = row.status
         booted = set(conn.scalars(select(ChargerState.charger_id).where(only(ChargerState.charger_id))))
+        declared = {
+            cid: site
+            for cid, site in conn.execute(
+                select(SiteChargerRecord.charger_id, SiteChargerRecord.site_id).where(
+                    only(SiteChargerRecord.charger_id)
+                )
+            )
+        }
     ids = set(charger_ids) if charger_ids is not None else booted | set(sessions) | set(statuses) | set(current)
     out = {}
     for cid in sorted(ids):
@@ -158,7 +168,7 @@ def load_histories(
         connectors = max([1, *seen])
         out[cid] = ChargerHistory(
             charger_id=cid,
-            site=sites.get(cid, cid),
+            site=declared.get(cid) or sites.get(cid, cid),
             connectors=connectors,
             sessions=tuple(sessions.get(cid, [])),
             statuses=tuple(statuses.get(cid, [])),

@@ -1,12 +1,14 @@
-"""OCMF (Open Charge Metering Format, S.A.F.E. e.V.) records signed by the charger's device key.
+"""OCMF (Open Charge Metering Format, S.A.F.E. e.V.) records signed by a charger's meter.
 
 A record is ``OCMF|{payload JSON}|{signature JSON}``. The payload names the gateway (the charger),
 the meter, who was identified, the charge point and a list of readings; the signature is ECDSA
-over secp256k1 with SHA-256 of the exact payload bytes, DER-encoded and hex in ``SD``.
+with SHA-256 of the exact payload bytes, DER-encoded and hex in ``SD``.
 
-The key is the charger's own device key: the secp256k1 key whose Ethereum address is the
-``device`` of the charger NFT in StationRegistry. A verifier therefore needs no certificate: it
+By default the key is the charger's own device key: the secp256k1 key whose Ethereum address is
+the ``device`` of the charger NFT in StationRegistry. A verifier therefore needs no certificate: it
 derives the address from the public key (:func:`ethereum_address`) and compares it with the NFT.
+A charger may instead have a meter key of its own registered with the platform (a secp256r1 key
+of an Eichrecht meter, say); every curve of :mod:`electra.metering.keys` is verified.
 
 Energy is integer Wh everywhere in Electra; OCMF carries kWh with three decimals, so the
 conversion is exact both ways (12345 Wh <-> 12.345 kWh) and a value with more decimals is refused.
@@ -28,15 +30,17 @@ from decimal import Decimal, InvalidOperation
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 from pyocmf import OCMF, PyOCMFError
+from pyocmf.crypto.verification import decode_signature_data
 
 from electra.errors import InvalidInput
+from electra.metering.keys import CURVES, SECP256K1, MeterKey, MeterKeyError, algorithm
 
 FORMAT_VERSION = "1.0"
-SIGNATURE_ALGORITHM = "ECDSA-secp256k1-SHA256"
+SIGNATURE_ALGORITHM = "ECDSA-secp256k1-SHA256"  # the device key's
 ENERGY_OBIS = "1-b:1.8.0"  # active energy import, total (the billing register)
+# OBIS active energy import registers: C = 1, D = 8 (1-b:1.8.0, 1-0:1.8.0*255, 01-00:01.08.00.FF, 1-b:1.8.e)
+_IMPORT_OBIS = re.compile(r"^0?1-[0-9A-Za-z]{1,2}:0?1\.0?8\.")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _ISO14443_UID = re.compile(r"^(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{14})$")
 _WH_PER_KWH = 1000
@@ -85,6 +89,8 @@ def ocmf_time(ms: int, status: str = "S") -> str:
 
 
 def _epoch_ms(t: dt.datetime) -> int:
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise OcmfError(f"reading time {t.isoformat()} has no UTC offset", "send TM with its offset, e.g. +0000")
     return (t - _EPOCH) // dt.timedelta(milliseconds=1)
 
 
@@ -138,51 +144,36 @@ class OcmfRecord:
     flags: tuple[str, ...] = field(default=())
 
 
-def _public_key(public_key: bytes | str) -> ec.EllipticCurvePublicKey:
-    raw = _key_bytes(public_key)
-    try:
-        if raw[:1] == b"\x30":
-            key = serialization.load_der_public_key(raw)
-        else:
-            if len(raw) == 64:
-                raw = b"\x04" + raw
-            key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), raw)
-    except ValueError as exc:
-        raise OcmfError("not a secp256k1 public key", "give the device's public key (DER, SEC1 or X||Y)") from exc
-    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256K1):
-        raise OcmfError("the public key is not on secp256k1", "Electra devices sign with their Ethereum key")
-    return key
-
-
-def _key_bytes(public_key: bytes | str) -> bytes:
-    if isinstance(public_key, bytes):
+def _public_key(public_key: bytes | str | MeterKey) -> MeterKey:
+    if isinstance(public_key, MeterKey):
         return public_key
-    text = public_key.strip().removeprefix("0x")
     try:
-        return bytes.fromhex(text)
-    except ValueError as exc:
-        raise OcmfError("public key is not hex", "give the key as hex or bytes") from exc
+        return MeterKey.load(public_key)
+    except MeterKeyError as exc:
+        raise OcmfError(exc.cause, exc.fix) from exc
 
 
 def public_key_der(public_key: bytes | str) -> bytes:
-    """A secp256k1 public key as DER SubjectPublicKeyInfo, from DER, SEC1 (33/65 bytes) or raw X||Y.
-
-    Accepts bytes or hex (with or without 0x).
+    """A public key as DER SubjectPublicKeyInfo: from DER or PEM on any verified curve, or from SEC1
+    (33/65 bytes) or raw X||Y on secp256k1. Accepts bytes or hex (with or without 0x) or base64.
     """
-    key = _public_key(public_key)
-    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return _public_key(public_key).der
 
 
-def ethereum_address(public_key: bytes | str) -> str:
+def ethereum_address(public_key: bytes | str | MeterKey) -> str:
     """The Ethereum address of a secp256k1 public key: the last 20 bytes of keccak256(X||Y)."""
-    point = _public_key(public_key).public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    )
-    return str(to_checksum_address(keccak(point[1:])[-20:]))
+    key = _public_key(public_key)
+    if key.address is None:
+        raise OcmfError(f"a {key.curve} key has no Ethereum address", "Electra devices sign with their secp256k1 key")
+    return key.address
 
 
 class OcmfSigner:
-    """The signing side of a charger's meter: its device key and the names it signs under."""
+    """The signing side of a charger's meter: its key and the names it signs under.
+
+    By default the key is the charger's secp256k1 device key; ``curve`` names another (a separate
+    meter key, e.g. ``secp256r1``), given as the private scalar, big-endian, of the curve's size.
+    """
 
     def __init__(
         self,
@@ -193,10 +184,19 @@ class OcmfSigner:
         gateway_version: str = "1.0",
         meter_vendor: str = "Electra",
         meter_model: str = "SimMeter",
+        curve: str = SECP256K1,
     ) -> None:
-        if len(private_key) != 32:
-            raise OcmfError("a device key is 32 bytes", "give the charger's secp256k1 private key")
-        self._key = ec.derive_private_key(int.from_bytes(private_key, "big"), ec.SECP256K1())
+        if curve not in CURVES:
+            raise OcmfError(f"unknown curve {curve!r}", f"use one of {', '.join(CURVES)}")
+        size = (CURVES[curve]().key_size + 7) // 8
+        if len(private_key) != size:
+            raise OcmfError(f"a {curve} key is {size} bytes", "give the meter's private key")
+        try:
+            self._key = ec.derive_private_key(int.from_bytes(private_key, "big"), CURVES[curve]())
+        except ValueError as exc:
+            raise OcmfError(f"not a {curve} private key", "give a scalar between 1 and the curve order") from exc
+        self.curve = curve
+        self.algorithm = algorithm(curve)
         self.gateway_serial = gateway_serial
         self.meter_serial = meter_serial
         self.gateway_id = gateway_id
@@ -206,7 +206,8 @@ class OcmfSigner:
         self.public_key_der = self._key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        self.address = ethereum_address(self.public_key_der)
+        self.public_key = MeterKey.load(self.public_key_der)
+        self.address = self.public_key.address  # None off secp256k1
 
     @property
     def public_key_hex(self) -> str:
@@ -256,7 +257,7 @@ def build_ocmf(
     ]
     payload = "{" + ",".join(f'"{k}":{v}' for k, v in parts) + "}"
     signature = signer.sign(payload.encode())
-    sig_json = json.dumps({"SA": SIGNATURE_ALGORITHM, "SD": signature.hex().upper()}, separators=(",", ":"))
+    sig_json = json.dumps({"SA": signer.algorithm, "SD": signature.hex().upper()}, separators=(",", ":"))
     return f"OCMF|{payload}|{sig_json}"
 
 
@@ -335,30 +336,51 @@ def parse_ocmf(text: str, *, strict: bool = True) -> tuple[OCMF, OcmfRecord]:
     return doc, record
 
 
-def verify_ocmf(
-    text: str, public_key: bytes | str, *, expected_address: str | None = None, strict: bool = True
-) -> OcmfRecord:
-    """Parses a record and checks its signature with the device's public key.
-
-    With ``expected_address`` (the ``device`` of the charger's NFT), the key must also be that
-    device's. Returns the record with ``signer_address`` set; raises :class:`OcmfSignatureInvalid`
-    if the payload was altered, another key signed it, or the key is not the expected device's.
-    """
-    doc, record = parse_ocmf(text, strict=strict)
-    der = public_key_der(public_key)
-    signer = ethereum_address(der)
-    if expected_address is not None and signer.lower() != expected_address.lower():
-        raise OcmfSignatureInvalid(
-            f"the OCMF key belongs to {signer}, not to the charger's device {expected_address}",
-            "verify with the public key of the device registered on the charger NFT",
-        )
+def check_signature(doc: OCMF, record: OcmfRecord, key: MeterKey) -> None:
+    """Raises :class:`OcmfSignatureInvalid` unless ``key`` signed the record's exact payload bytes."""
+    sig = doc.signature
+    sa = str(sig.SA) if sig.SA is not None else ""
+    if sig.SM is not None and str(sig.SM) != "application/x-der":
+        raise OcmfSignatureInvalid(f"signature mime type {sig.SM} is not DER", "send SM application/x-der")
     try:
-        valid = doc.verify_signature(der.hex())
+        signature = decode_signature_data(sig.SD, sig.SE)
+        valid = key.verify(signature, record.payload_json.encode(), sa)
     except PyOCMFError as exc:
-        raise OcmfSignatureInvalid(f"cannot check the OCMF signature: {exc}", "sign with ECDSA-secp256k1") from exc
+        raise OcmfSignatureInvalid(f"cannot read the OCMF signature: {exc}", "send SD as hex or base64 DER") from exc
+    except MeterKeyError as exc:
+        raise OcmfSignatureInvalid(exc.cause, exc.fix) from exc
     if not valid:
         raise OcmfSignatureInvalid(
-            f"the OCMF signature does not match (signer key {signer}, gateway {record.gateway_serial})",
+            f"the OCMF signature does not match (signer key {key.address or key.curve}, "
+            f"gateway {record.gateway_serial})",
             "the payload was altered or another key signed it; do not trust these readings",
         )
-    return dataclasses.replace(record, signer_address=signer)
+
+
+def energy_reading(record: OcmfRecord) -> OcmfReading | None:
+    """The reading of the active energy import register (the billing register): the last one on an
+    import OBIS code, or the last one when the record names no register."""
+    imports = [r for r in record.readings if not r.obis or _IMPORT_OBIS.match(r.obis)]
+    return imports[-1] if imports else None
+
+
+def verify_ocmf(
+    text: str, public_key: bytes | str | MeterKey, *, expected_address: str | None = None, strict: bool = True
+) -> OcmfRecord:
+    """Parses a record and checks its signature with the meter's public key.
+
+    With ``expected_address`` (the ``device`` of the charger's NFT), the key must also be that
+    device's. Returns the record with ``signer_address`` set (empty for a key off secp256k1);
+    raises :class:`OcmfSignatureInvalid` if the payload was altered, another key signed it, or the
+    key is not the expected device's.
+    """
+    key = _public_key(public_key)
+    if expected_address is not None and (key.address or "").lower() != expected_address.lower():
+        raise OcmfSignatureInvalid(
+            f"the OCMF key belongs to {key.address or 'a ' + key.curve + ' meter'}, "
+            f"not to the charger's device {expected_address}",
+            "verify with the public key of the device registered on the charger NFT",
+        )
+    doc, record = parse_ocmf(text, strict=strict)
+    check_signature(doc, record, key)
+    return dataclasses.replace(record, signer_address=key.address or "")

@@ -148,6 +148,63 @@ class Commands:
         }
         return await self._call(live, v201.SetChargingProfile(evse_id=connector_id, charging_profile=profile))
 
+    async def set_tx_profile(
+        self,
+        charger_id: str,
+        connector_id: int,
+        transaction_id: str,
+        limit: int,
+        unit: str = "A",
+        phases: int = 3,
+        profile_id: int = 100,
+    ) -> dict[str, Any]:
+        """A TxProfile limiting one running transaction to ``limit`` (A per phase, or W), from now
+        until it ends; it overrules the connector's TxDefaultProfile (load balancing)."""
+        if limit < 0 or unit not in ("A", "W") or phases not in (1, 2, 3):
+            raise InvalidInput(
+                f"a TxProfile of {limit} {unit} on {phases} phase(s)", "limit >= 0 in A or W, 1-3 phases"
+            )
+        live = self._live(charger_id)
+        period = {"start_period": 0, "limit": limit, "number_phases": phases}
+        schedule = {"charging_rate_unit": unit, "charging_schedule_period": [period]}
+        base = {"stack_level": 0, "charging_profile_purpose": "TxProfile", "charging_profile_kind": "Relative"}
+        if _v16(live):
+            try:
+                tx = int(transaction_id)
+            except ValueError:
+                raise InvalidInput(
+                    f"1.6 transaction id {transaction_id!r}", "1.6 transaction ids are integers"
+                ) from None
+            profile = {"charging_profile_id": profile_id, "transaction_id": tx, **base, "charging_schedule": schedule}
+            return await self._call(
+                live, v16.SetChargingProfile(connector_id=connector_id, cs_charging_profiles=profile)
+            )
+        profile = {
+            "id": profile_id,
+            "transaction_id": transaction_id,
+            **base,
+            "charging_schedule": [{"id": profile_id, **schedule}],
+        }
+        return await self._call(live, v201.SetChargingProfile(evse_id=connector_id, charging_profile=profile))
+
+    async def set_default_profile(
+        self, charger_id: str, connector_id: int, limit: int, unit: str = "A", profile_id: int = 99
+    ) -> dict[str, Any]:
+        """A TxDefaultProfile: what a new transaction at the connector may draw until it gets a
+        TxProfile of its own (0 for a load-balanced site: wait for the share)."""
+        if limit < 0 or unit not in ("A", "W"):
+            raise InvalidInput(f"a TxDefaultProfile of {limit} {unit}", "limit >= 0 in A or W")
+        live = self._live(charger_id)
+        schedule = {"charging_rate_unit": unit, "charging_schedule_period": [{"start_period": 0, "limit": limit}]}
+        base = {"stack_level": 0, "charging_profile_purpose": "TxDefaultProfile", "charging_profile_kind": "Relative"}
+        if _v16(live):
+            profile = {"charging_profile_id": profile_id, **base, "charging_schedule": schedule}
+            return await self._call(
+                live, v16.SetChargingProfile(connector_id=connector_id, cs_charging_profiles=profile)
+            )
+        profile = {"id": profile_id, **base, "charging_schedule": [{"id": profile_id, **schedule}]}
+        return await self._call(live, v201.SetChargingProfile(evse_id=connector_id, charging_profile=profile))
+
     async def data_transfer(
         self, charger_id: str, vendor_id: str, message_id: str | None, data: str | None
     ) -> dict[str, Any]:

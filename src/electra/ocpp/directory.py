@@ -16,6 +16,7 @@ class ChargerAdmission:
     charger_id: str
     token_id: int  # 0: not registered
     active: bool
+    device: str | None = None  # the NFT's device address: the key the charger's meter data is signed with
 
     @property
     def known(self) -> bool:
@@ -36,6 +37,7 @@ class ChainChargerDirectory:
         self.ttl_s = ttl_s
         self.clock = clock or time.monotonic
         self._cache: dict[str, tuple[float, ChargerAdmission]] = {}
+        self._devices: dict[int, str] = {}  # a station's device never changes: read once per token
 
     def admission(self, charger_id: str) -> ChargerAdmission:
         now = self.clock()
@@ -44,12 +46,18 @@ class ChainChargerDirectory:
             return hit[1]
         token_id = self.stations.token_id_of(charger_id)
         active = False
+        device = None
         if token_id:
             try:
                 active = bool(self.stations.client.call(self.stations.contract.functions.isActive(token_id)))
             except ContractReverted:
                 active = False
-        result = ChargerAdmission(charger_id, token_id, active)
+            device = self._devices.get(token_id)
+            if device is None:
+                device = self._devices[token_id] = str(
+                    self.stations.client.call(self.stations.contract.functions.deviceOf(token_id))
+                )
+        result = ChargerAdmission(charger_id, token_id, active, device)
         self._cache[charger_id] = (now, result)
         return result
 

@@ -27,6 +27,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from electra.charging.meter_data import REQUIRED, MeterDataVerifier, MeterKeyBook
 from electra.charging.service import SessionService
 from electra.charging.tokens import TokenInfo, TokenRegistry
 from electra.domain.station import check_charger_id
@@ -52,20 +53,23 @@ OCPP_MESSAGES = OcppMessage.__table__
 
 class CsmsStore:
     """What the central system persists into: one engine, one group-commit writer, and the
-    services over them."""
+    services over them. Signed meter data is verified (``meter_signing``: whether chargers must sign,
+    unless their row in ``meter_keys`` says otherwise)."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time, meter_signing: str = REQUIRED) -> None:
         self.engine = engine
         self.writer = GroupCommitWriter(engine)
         self.tokens = TokenRegistry(engine)
         self.credentials = CredentialStore(engine)
-        self.sessions = SessionService(engine, self.writer, self.tokens, clock=clock)
+        self.meter_keys = MeterKeyBook(engine, clock=clock)
+        self.meter = MeterDataVerifier(self.meter_keys, meter_signing)
+        self.sessions = SessionService(engine, self.writer, self.tokens, clock=clock, meter=self.meter)
 
     @classmethod
-    def open(cls, url: str, clock: Callable[[], float] = time.time) -> CsmsStore:
+    def open(cls, url: str, clock: Callable[[], float] = time.time, meter_signing: str = REQUIRED) -> CsmsStore:
         engine = make_engine(url)
         migrate(engine)
-        return cls(engine, clock)
+        return cls(engine, clock, meter_signing)
 
     async def start(self) -> None:
         await self.writer.start()
@@ -138,6 +142,7 @@ class ConnectionContext:
     async def boot(self, vendor: str, model: str, firmware: str | None) -> bool:
         # Checked again at boot: the charger may have been deactivated since the handshake.
         admission = await asyncio.to_thread(self.system.directory.admission, self.charger_id)
+        self.system.store.meter.know_device(self.charger_id, admission.device)
         self.live.booted = admission.active
         self.live.vendor, self.live.model, self.live.firmware = vendor, model, firmware
         self.live.last_seen = self.system.clock()
@@ -382,6 +387,7 @@ class CentralSystem:
         charger_id = connection.request.path.split("?", 1)[0][len(PATH_PREFIX) :]  # type: ignore[union-attr]
         version = connection.subprotocol or ""
         admission = await asyncio.to_thread(self.directory.admission, charger_id)
+        self.store.meter.know_device(charger_id, admission.device)
         now = self.clock()
         live = ChargerLive(charger_id, version, admission.token_id, last_seen=now, connected_at=now)
         previous = self.live.get(charger_id)

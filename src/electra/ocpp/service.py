@@ -28,7 +28,7 @@ def central_system(settings: Settings, electra: Electra, port: int | None = None
     )
     return CentralSystem(
         ChainChargerDirectory(electra.stations),
-        CsmsStore.open(settings.effective_db_url),
+        CsmsStore.open(settings.effective_db_url, meter_signing=settings.meter_signing),
         host=settings.csms_host,
         port=settings.csms_port if port is None else port,
         security_profile=profile,

@@ -158,6 +158,8 @@ class Biller:
             breakdown |= {"usage": usage.__dict__, "cost": dict(cost.lines()), "total": str(cost.total)}
         except InvalidInput as exc:
             status, reason = MANUAL, exc.one_line()[:255]
+            if row.meter_data == "failed":  # say which rule the signed meter data broke
+                reason = f"meter data unverified: {row.meter_data_detail or 'see the readings'}"[:255]
         asset_address = self.assets.get(tariff.asset, "")
         if status == PENDING:
             if auth is None:

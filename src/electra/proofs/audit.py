@@ -27,7 +27,8 @@ from electra.chain.bindings import StationRegistryBinding
 from electra.domain.merkle import merkle_root
 from electra.domain.session_log import Break, BreakKind, LoggedRecord
 from electra.errors import ContractReverted
-from electra.proofs.builder import signed_readings
+from electra.metering.keys import MeterKey
+from electra.proofs.builder import registered_meter_key, signed_readings
 from electra.proofs.meter import check_meter_data
 from electra.store.session_log import ANCHORED, SUBMITTED, AnchorBatch, SessionLog
 
@@ -170,7 +171,8 @@ def _check_meter(
                 devices[token] = set()
         report.sessions_with_meter_data += 1
         report.signed_readings += len(readings)
-        m = check_meter_data(r.record, readings, devices[token])
+        key = registered_meter_key(engine, r.charger_id)
+        m = check_meter_data(r.record, readings, devices[token], MeterKey.load(key) if key else None)
         if m.problems:
             report.breaks.append(
                 Break(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, select
 
+from electra.chain.anchors import SessionAnchorBinding
 from electra.chain.bindings import Electra
+from electra.charging.meter_data import MeterKeyBook
 from electra.errors import ContractReverted, InvalidInput
 from electra.proofs.bundle import AnchorRef, BatchRef, ProofBundle, SignedReading
 from electra.store.models import MeterValueRecord
@@ -24,7 +26,11 @@ def signed_readings(engine: Engine, session_id: int) -> list[SignedReading]:
 
 
 def build_bundle(
-    engine: Engine, electra: Electra | None, session_id: int, log: SessionLog | None = None
+    engine: Engine,
+    electra: Electra | None,
+    session_id: int,
+    log: SessionLog | None = None,
+    anchors: SessionAnchorBinding | None = None,
 ) -> ProofBundle:
     """The bundle of one session. Without ``electra`` (no chain at hand) or before its batch is
     anchored, the bundle has no anchor, and the verifier says the session is not provable yet."""
@@ -41,7 +47,7 @@ def build_bundle(
     if electra is not None:
         registry = electra.stations.address
         if batch is not None and batch.status == ANCHORED:
-            binding = electra.anchors
+            binding = anchors or electra.anchors
             try:
                 index = binding.anchor_of(p.record.seq)
             except ContractReverted:
@@ -62,4 +68,11 @@ def build_bundle(
         anchor=anchor,
         station_registry=registry,
         meter_data=signed_readings(engine, session_id),
+        meter_key=registered_meter_key(engine, p.record.charger_id),
     )
+
+
+def registered_meter_key(engine: Engine, charger_id: str) -> str | None:
+    """The charger's meter key registered with `electra station meter-key` (hex DER), if any."""
+    entry = MeterKeyBook(engine).get(charger_id)
+    return None if entry is None or entry.public_key is None else entry.public_key.hex

@@ -81,6 +81,7 @@ class ProofBundle:
     anchor: AnchorRef | None
     station_registry: str | None
     meter_data: list[SignedReading] = field(default_factory=list)
+    meter_key: str | None = None  # hex DER of a meter key registered with the operator (None: the NFT device key)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -101,6 +102,7 @@ class ProofBundle:
             "anchor": None if self.anchor is None else vars(self.anchor).copy(),
             "station_registry": self.station_registry,
             "meter_data": [vars(r).copy() for r in self.meter_data],
+            "meter_key": self.meter_key,
         }
 
     def dumps(self) -> str:
@@ -171,6 +173,7 @@ class ProofBundle:
             if d.get("station_registry") is None
             else _hex(d["station_registry"], "station_registry", 20),
             meter_data=[_reading(r, i) for i, r in enumerate(_list(d.get("meter_data", []), "meter_data"))],
+            meter_key=None if d.get("meter_key") is None else _key(d["meter_key"]),
         )
 
 
@@ -186,6 +189,16 @@ def _reading(data: Any, i: int) -> SignedReading:
         None if r.get("signing_method") is None else str(r["signing_method"]),
         None if r.get("public_key") is None else str(r["public_key"]),
     )
+
+
+def _key(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput("meter_key must be hex DER", "copy it from the bundle unchanged")
+    try:
+        bytes.fromhex(value.removeprefix("0x"))
+    except ValueError as exc:
+        raise InvalidInput("meter_key is not hex", "copy it from the bundle unchanged") from exc
+    return value
 
 
 def _obj(value: Any, where: str) -> dict[str, Any]:

@@ -2,47 +2,26 @@
 
 An OCMF record signed with secp256k1 names no key an outsider can trust, and OCPP 1.6 carries no
 key at all. But ECDSA on secp256k1 lets anyone recover the (at most two) public keys that can have
-made a signature over a message hash; the record is the charger's if one of them is the key whose
-Ethereum address StationRegistry holds as the charger's ``device``. So the verifier needs only the
-NFT, not the operator's word for which key is the charger's. A key given with the reading (OCPP
-2.0.1 ``publicKey``) is used as well, but only ever trusted if its address is the device's.
+made a signature (:func:`electra.metering.keys.recover_secp256k1`); the record is the charger's if
+one of them is the key whose Ethereum address StationRegistry holds as the charger's ``device``. So
+the verifier needs only the NFT, not the operator's word for which key is the charger's.
+
+A meter with a key of its own on another curve (an Eichrecht meter's secp256r1 key, registered with
+`electra station meter-key`) cannot be tied to the NFT on-chain: its bundle carries the registered
+key, the records must verify under it, and the check says the key is the operator's registration.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from eth_keys.datatypes import Signature
-from eth_keys.exceptions import BadSignature
-from eth_utils.exceptions import ValidationError
+from pyocmf import PyOCMFError
+from pyocmf.crypto.verification import decode_signature_data
 
 from electra.domain.record import SessionRecord
-from electra.metering.ocmf import OcmfError, OcmfRecord, parse_ocmf, verify_ocmf
+from electra.metering.keys import SECP256K1, MeterKey, MeterKeyError, parse_algorithm, recover_secp256k1
+from electra.metering.ocmf import OcmfError, OcmfRecord, energy_reading, parse_ocmf, verify_ocmf
 from electra.proofs.bundle import SignedReading
-
-SECP256K1 = "ECDSA-secp256k1-SHA256"
-
-
-def candidate_keys(record: OcmfRecord, signature_hex: str, encoding: str | None) -> list[bytes]:
-    """The uncompressed secp256k1 public keys (65 bytes) that can have signed ``record``."""
-    try:
-        raw = base64.b64decode(signature_hex) if (encoding or "hex") == "base64" else bytes.fromhex(signature_hex)
-        r, s = decode_dss_signature(raw)
-    except (ValueError, binascii.Error) as exc:
-        raise OcmfError(f"the OCMF signature is not a DER ECDSA signature: {exc}", "send SD as hex DER") from exc
-    digest = hashlib.sha256(record.payload_json.encode()).digest()
-    out = []
-    for v in (0, 1):
-        try:
-            pk = Signature(vrs=(v, r, s)).recover_public_key_from_msg_hash(digest)
-        except (BadSignature, ValidationError):
-            continue
-        out.append(b"\x04" + pk.to_bytes())
-    return out
 
 
 @dataclass(frozen=True)
@@ -55,37 +34,40 @@ class ReadingCheck:
     error: str | None
 
 
-def check_reading(reading: SignedReading, devices: set[str]) -> ReadingCheck:
-    """Parses the OCMF record, checks its signature was made by one of ``devices`` (addresses,
-    lower-case) and that its energy register is the OCPP reading's."""
+def check_reading(reading: SignedReading, devices: set[str], meter_key: MeterKey | None = None) -> ReadingCheck:
+    """Parses the OCMF record, checks it was signed by one of ``devices`` (addresses, lower-case)
+    or, for a charger with a registered meter key, by that key, and that its energy register is
+    the OCPP reading's."""
     try:
         doc, record = parse_ocmf(reading.signed_data)
-    except OcmfError as exc:
+        curve, _ = parse_algorithm(str(doc.signature.SA or ""))
+    except (OcmfError, MeterKeyError) as exc:
         return ReadingCheck(reading, None, exc.cause)
-    if str(doc.signature.SA) != SECP256K1:
-        return ReadingCheck(reading, record, f"signature algorithm {doc.signature.SA} is not bound to the charger NFT")
+    if meter_key is not None:
+        keys = [meter_key]
+    elif curve != SECP256K1:
+        return ReadingCheck(reading, record, f"signed on {curve}, but the charger has no registered meter key")
+    else:
+        try:
+            signature = decode_signature_data(doc.signature.SD, doc.signature.SE)
+        except PyOCMFError as exc:
+            return ReadingCheck(reading, record, f"cannot read the signature: {exc}")
+        keys = [
+            k
+            for k in recover_secp256k1(signature, record.payload_json.encode())
+            if (k.address or "").lower() in devices
+        ]
+        if not keys:
+            return ReadingCheck(reading, record, "not signed by the charger's device key")
     try:
-        keys_ = [bytes.fromhex(reading.public_key.removeprefix("0x"))] if reading.public_key else []
-    except ValueError:
-        keys_ = []
-    keys_ += candidate_keys(record, str(doc.signature.SD), str(doc.signature.SE) if doc.signature.SE else None)
-    verified: OcmfRecord | None = None
-    last_error = "no key recovered from the signature"
-    for key in keys_:
-        for device in devices:
-            try:
-                verified = verify_ocmf(reading.signed_data, key, expected_address=device)
-                break
-            except OcmfError as exc:
-                last_error = exc.cause
-        if verified is not None:
-            break
-    if verified is None:
-        return ReadingCheck(reading, record, f"not signed by the charger's device key ({last_error})")
-    registers = [r.energy_wh for r in verified.readings]
-    if reading.register_wh not in registers:
+        verified = verify_ocmf(reading.signed_data, keys[0])
+    except OcmfError as exc:
+        return ReadingCheck(reading, record, f"not signed by the charger's key ({exc.cause})")
+    energy = energy_reading(verified)
+    if energy is None or energy.energy_wh != reading.register_wh:
+        got = None if energy is None else energy.energy_wh
         return ReadingCheck(
-            reading, verified, f"the signed register {registers} Wh is not the reading's {reading.register_wh} Wh"
+            reading, verified, f"the signed register {got} Wh is not the reading's {reading.register_wh} Wh"
         )
     return ReadingCheck(reading, verified, None)
 
@@ -101,13 +83,15 @@ class MeterDataCheck:
     count: int
 
 
-def check_meter_data(record: SessionRecord, readings: list[SignedReading], devices: set[str]) -> MeterDataCheck:
+def check_meter_data(
+    record: SessionRecord, readings: list[SignedReading], devices: set[str], meter_key: MeterKey | None = None
+) -> MeterDataCheck:
     """Every reading is the charger's (:func:`check_reading`), and the record's start and stop
     registers are the signed begin (OCMF TX=B) and end (TX=E) readings where those were sent."""
     problems = []
     begin = end = None
     for reading in readings:
-        c = check_reading(reading, devices)
+        c = check_reading(reading, devices, meter_key)
         if c.error is not None:
             problems.append(f"reading at {reading.timestamp_ms}: {c.error}")
             continue

@@ -34,6 +34,7 @@ from web3.logs import DISCARD
 from electra.chain.artifacts import load
 from electra.domain.merkle import process_proof
 from electra.errors import ChainUnreachable, InvalidInput
+from electra.metering.keys import MeterKey, MeterKeyError
 from electra.proofs.bundle import ProofBundle
 from electra.proofs.meter import check_meter_data
 
@@ -204,14 +205,20 @@ def _check_meter(v: Verification, w3: Web3, bundle: ProofBundle, block: int | No
     if not devices:
         v.add("meter data", False, f"StationRegistry knows no charger NFT {r.charger_token_id}")
         return
-    m = check_meter_data(r, bundle.meter_data, devices)
+    try:
+        key = MeterKey.load(bundle.meter_key) if bundle.meter_key else None
+    except MeterKeyError as exc:
+        v.add("meter data", False, f"the bundle's meter key is not usable: {exc.cause}")
+        return
+    m = check_meter_data(r, bundle.meter_data, devices, key)
     v.add(
         "meter data",
         not m.problems,
         "; ".join(m.problems)
         if m.problems
-        else f"{m.count} signed reading(s) by the charger's device key "
-        f"(begin {'-' if m.begin_wh is None else m.begin_wh} Wh, end {'-' if m.end_wh is None else m.end_wh} Wh)",
+        else f"{m.count} signed reading(s) by "
+        + ("the meter key the operator registered (not bound on-chain) " if key else "the charger NFT's device key ")
+        + f"(begin {'-' if m.begin_wh is None else m.begin_wh} Wh, end {'-' if m.end_wh is None else m.end_wh} Wh)",
     )
 
 

@@ -4,13 +4,14 @@ The demo, the tests and the benchmarks all drive the platform through these. Tim
 :class:`SimClock` so an hour of charging can take a minute. See docs/simulator.md.
 """
 
-from electra.sim.base import ChargerIdentity, ChargerOffline, SimCharger, SimTransaction
+from electra.sim.base import ChargerIdentity, ChargerOffline, MeterFault, SimCharger, SimTransaction
 from electra.sim.charger import SimChargerV16, SimChargerV201, make_charger
 from electra.sim.clock import SimClock
 
 __all__ = [
     "ChargerIdentity",
     "ChargerOffline",
+    "MeterFault",
     "SimCharger",
     "SimChargerV16",
     "SimChargerV201",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import logging
 import ssl as ssl_lib
 import uuid
@@ -24,6 +25,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from enum import Enum
 from typing import Any
 
 from ocpp.exceptions import OCPPError
@@ -32,7 +34,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from electra.domain.station import check_charger_id
 from electra.errors import ElectraError, InvalidInput
-from electra.metering.ocmf import Identification, OcmfReading, OcmfSigner, build_ocmf
+from electra.metering.keys import SECP256K1
+from electra.metering.ocmf import Identification, OcmfReading, OcmfSigner, build_ocmf, format_kwh
 from electra.sim.clock import SimClock
 
 LOG = logging.getLogger("electra.sim")
@@ -46,9 +49,25 @@ class ChargerOffline(ElectraError):
     """The simulated charger has no connection to the central system right now."""
 
 
+class MeterFault(Enum):
+    """What a faulty or forged meter does to one signed record (:meth:`SimCharger.meter_fault`)."""
+
+    TAMPER = "tamper"  # the signed value is changed after signing: the signature no longer holds
+    SKIP_PAGINATION = "skip_pagination"  # the meter's record counter skips one number
+    WRONG_KEY = "wrong_key"  # another key signs the record
+    UNSIGNED = "unsigned"  # the reading goes out without its signed record
+    METER_SERIAL = "meter_serial"  # the record names another meter
+    VALUE = "value"  # the record signs 1 Wh more than the reading sent with it
+
+
 @dataclass(frozen=True)
 class ChargerIdentity:
-    """A simulated charger's fixed facts. ``device_key`` is its 32-byte secp256k1 private key."""
+    """A simulated charger's fixed facts. ``device_key`` is its 32-byte secp256k1 private key.
+
+    Its meters sign with the device key unless ``meter_key`` is given: then with that key on
+    ``meter_curve`` (e.g. a secp256r1 key, as a certified meter has), which the central system must
+    have registered for the charger (``electra station meter-key``).
+    """
 
     charger_id: str
     device_key: bytes = field(repr=False)
@@ -59,6 +78,8 @@ class ChargerIdentity:
     model: str = "SimCharger"
     firmware: str = "sim-1.0"
     phases: int = 3
+    meter_key: bytes | None = field(default=None, repr=False)
+    meter_curve: str = SECP256K1
 
     def __post_init__(self) -> None:
         check_charger_id(self.charger_id)
@@ -90,7 +111,7 @@ class SimTransaction:
     start_acked: bool = False
     stop_acked: bool = False
     deauthorized: bool = False
-    signed: list[tuple[int, int, str, str]] = field(default_factory=list)  # (ms, wh, TX, OCMF)
+    signed: list[tuple[int, int, str, str | None]] = field(default_factory=list)  # (ms, wh, TX, OCMF or None)
 
     @property
     def energy_wh(self) -> int:
@@ -117,6 +138,8 @@ class Connector:
     residual_wms: int = 0  # energy below one Wh, carried to the next tick
     last_tick_ms: int = 0
     tx: SimTransaction | None = None
+    pagination: int = 0  # the connector's meter counts its records: T1, T2, ...
+    meter_faults: list[tuple[MeterFault, str | None]] = field(default_factory=list)  # one-shot, next record first
     default_cap_w: int | None = None  # TxDefaultProfile
     tx_cap_w: int | None = None  # TxProfile, cleared when the transaction ends
     task: asyncio.Task[None] | None = None
@@ -212,13 +235,20 @@ class SimCharger(ABC):
         if self.url.startswith("wss://") and ssl is None:
             self.ssl = ssl_lib.create_default_context()
         self.response_timeout_s = response_timeout_s
-        self.signer = OcmfSigner(
-            identity.device_key,
-            gateway_serial=identity.charger_id,
-            meter_serial=f"{identity.charger_id}-MTR",
-            gateway_version=identity.firmware,
-            meter_vendor=identity.vendor,
-        )
+        # One meter per connector (serial "<charger id>-MTR-<connector>"), each with its own record
+        # counter, all signing with the same key: the device key, or the meter key.
+        self.meters = {
+            i: OcmfSigner(
+                identity.meter_key if identity.meter_key is not None else identity.device_key,
+                gateway_serial=identity.charger_id,
+                meter_serial=f"{identity.charger_id}-MTR-{i}",
+                gateway_version=identity.firmware,
+                meter_vendor=identity.vendor,
+                curve=identity.meter_curve if identity.meter_key is not None else SECP256K1,
+            )
+            for i in range(1, identity.connectors + 1)
+        }
+        self.signer = self.meters[1]
         self.config = {k: v.default for k, v in CONFIG_KEYS.items()}
         self.config["NumberOfConnectors"] = str(identity.connectors)
         for k, v in (config or {}).items():
@@ -242,7 +272,6 @@ class SimCharger(ABC):
         self.connect_failures = 0
         self.registration = "Unknown"
         self.booted = asyncio.Event()
-        self.pagination = 0
         self._queue: deque[QueuedMessage] = deque()
         self._queue_event = asyncio.Event()
         self._queue_idle = asyncio.Event()
@@ -578,7 +607,10 @@ class SimCharger(ABC):
     # --- metering -----------------------------------------------------------------------------
     def power_w(self, conn: Connector) -> int:
         caps = [self.identity.max_power_w]
-        caps += [c for c in (self.station_cap_w, conn.default_cap_w, conn.tx_cap_w) if c is not None]
+        # A TxProfile overrules the TxDefaultProfile for its transaction (OCPP 1.6 3.13.2, 2.0.1 K01);
+        # the charger's max profile caps both.
+        tx_or_default = conn.tx_cap_w if conn.tx_cap_w is not None else conn.default_cap_w
+        caps += [c for c in (self.station_cap_w, tx_or_default) if c is not None]
         if conn.tx is not None and conn.tx.vehicle_max_power_w is not None:
             caps.append(conn.tx.vehicle_max_power_w)
         return max(0, min(caps))
@@ -625,19 +657,53 @@ class SimCharger(ABC):
             c.wake.set()
         self.station_cap_w = None
 
-    def sign(self, conn: Connector, tx: SimTransaction, reason: str, at_ms: int) -> str:
-        """The OCMF record of the register now; kept with the transaction."""
-        self.pagination += 1
+    def sign(self, conn: Connector, tx: SimTransaction, reason: str, at_ms: int) -> str | None:
+        """The OCMF record of the register now, by the connector's meter; kept with the transaction.
+        None when a meter fault leaves the reading unsigned."""
+        fault = self._take_meter_fault(conn, reason)
+        if fault is MeterFault.UNSIGNED:
+            tx.signed.append((at_ms, conn.register_wh, reason, None))
+            return None
+        conn.pagination += 2 if fault is MeterFault.SKIP_PAGINATION else 1
+        meter = self.meters[conn.connector_id]
+        if fault is MeterFault.WRONG_KEY:
+            forged = hashlib.sha256(b"electra-sim-forged-meter:" + self.charger_id.encode()).digest()
+            meter = OcmfSigner(forged, meter.gateway_serial, meter.meter_serial, curve=meter.curve)
+        elif fault is MeterFault.METER_SERIAL:
+            meter = OcmfSigner(
+                self._meter_private_key, meter.gateway_serial, meter.meter_serial + "-B", curve=meter.curve
+            )
+        signed_wh = conn.register_wh + 1 if fault is MeterFault.VALUE else conn.register_wh
         flags = ("OCPP_RS",) if tx.remote else ("RFID_PLAIN", "OCPP_AUTH")
         text = build_ocmf(
-            self.signer,
-            [OcmfReading(at_ms, conn.register_wh, reason, current_type=self.identity.current_type)],
-            pagination=self.pagination,
+            meter,
+            [OcmfReading(at_ms, signed_wh, reason, current_type=self.identity.current_type)],
+            pagination=conn.pagination,
             charge_point_id=self.charger_id,
             identification=Identification(tx.id_tag, flags),
         )
+        if fault is MeterFault.TAMPER:
+            rv = f'"RV":{format_kwh(signed_wh)},'
+            text = text.replace(rv, f'"RV":{format_kwh(signed_wh + 1)},', 1)
         tx.signed.append((at_ms, conn.register_wh, reason, text))
         return text
+
+    @property
+    def _meter_private_key(self) -> bytes:
+        return self.identity.meter_key if self.identity.meter_key is not None else self.identity.device_key
+
+    def meter_fault(self, connector_id: int, fault: MeterFault, reason: str | None = None) -> None:
+        """Fault injection: the connector's next signed record (with ``reason``, e.g. "E", the next
+        record with that TX) is made ``fault``-y. Faults queue up and each is used once."""
+        self.connectors[connector_id].meter_faults.append((fault, reason))
+
+    @staticmethod
+    def _take_meter_fault(conn: Connector, reason: str) -> MeterFault | None:
+        for i, (fault, wanted) in enumerate(conn.meter_faults):
+            if wanted is None or wanted == reason:
+                del conn.meter_faults[i]
+                return fault
+        return None
 
     def meter_jump_back(self, connector_id: int, wh: int) -> int:
         """Fault: the register jumps back by ``wh`` (not below 0). Returns the new register value."""
@@ -874,15 +940,15 @@ class SimCharger(ABC):
         """Sends Authorize; returns the id token's status."""
 
     @abstractmethod
-    def queue_started(self, conn: Connector, tx: SimTransaction, ocmf: str) -> None:
+    def queue_started(self, conn: Connector, tx: SimTransaction, ocmf: str | None) -> None:
         """Queues the start of ``tx`` with its signed begin reading."""
 
     @abstractmethod
-    def queue_sample(self, conn: Connector, tx: SimTransaction, ocmf: str) -> None:
+    def queue_sample(self, conn: Connector, tx: SimTransaction, ocmf: str | None) -> None:
         """Queues a periodic reading of ``tx``."""
 
     @abstractmethod
-    def queue_ended(self, conn: Connector, tx: SimTransaction, ocmf: str) -> None:
+    def queue_ended(self, conn: Connector, tx: SimTransaction, ocmf: str | None) -> None:
         """Queues the end of ``tx`` with its signed end reading."""
 
     @abstractmethod

@@ -31,7 +31,7 @@ from ocpp.v201.enums import Action as Action201
 from websockets.asyncio.client import ClientConnection
 
 from electra.errors import InvalidInput
-from electra.metering.ocmf import SIGNATURE_ALGORITHM, Identification
+from electra.metering.ocmf import Identification
 from electra.sim.base import (
     CONFIG_KEYS,
     SIM_VENDOR_ID,
@@ -261,7 +261,7 @@ class SimChargerV16(SimCharger):
     def _meter_value(self, ms: int, wh: int, context: str, ocmf: str | None) -> dict[str, Any]:
         return {"timestamp": self.clock.iso(ms), "sampled_value": self._sampled(wh, context, ocmf)}
 
-    def queue_started(self, conn: Connector, tx: SimTransaction, ocmf: str) -> None:
+    def queue_started(self, conn: Connector, tx: SimTransaction, ocmf: str | None) -> None:
         at, wh = tx.started_ms, tx.meter_start_wh
         request = call16.StartTransaction(
             connector_id=tx.connector_id, id_tag=tx.id_tag, meter_start=wh, timestamp=self.clock.iso(at)
@@ -275,11 +275,11 @@ class SimChargerV16(SimCharger):
         self.enqueue("StartTransaction", lambda m: request, started, at_ms=at)
         self._queue_meter_values(tx, at, wh, "Transaction.Begin", ocmf)
 
-    def queue_sample(self, conn: Connector, tx: SimTransaction, ocmf: str) -> None:
+    def queue_sample(self, conn: Connector, tx: SimTransaction, ocmf: str | None) -> None:
         at, wh, _, _ = tx.signed[-1]
         self._queue_meter_values(tx, at, wh, "Sample.Periodic", ocmf)
 
-    def _queue_meter_values(self, tx: SimTransaction, at: int, wh: int, context: str, ocmf: str) -> None:
+    def _queue_meter_values(self, tx: SimTransaction, at: int, wh: int, context: str, ocmf: str | None) -> None:
         meter_value = [self._meter_value(at, wh, context, ocmf)]
 
         def build(m: QueuedMessage) -> Any:
@@ -289,7 +289,7 @@ class SimChargerV16(SimCharger):
 
         self.enqueue("MeterValues", build, at_ms=at)
 
-    def queue_ended(self, conn: Connector, tx: SimTransaction, ocmf: str) -> None:
+    def queue_ended(self, conn: Connector, tx: SimTransaction, ocmf: str | None) -> None:
         assert tx.stopped_ms is not None and tx.meter_stop_wh is not None and tx.stop_reason is not None
         begin_ms, begin_wh, _, begin_ocmf = tx.signed[0]
         data = [
@@ -603,7 +603,7 @@ class SimChargerV201(SimCharger):
         if ocmf is not None:
             value["signed_meter_value"] = {
                 "signed_meter_data": ocmf,
-                "signing_method": SIGNATURE_ALGORITHM,
+                "signing_method": self.signer.algorithm,
                 "encoding_method": "OCMF",
                 "public_key": self.signer.public_key_hex,
             }
@@ -638,7 +638,7 @@ class SimChargerV201(SimCharger):
 
         self.enqueue("TransactionEvent", build, on_result, at_ms=at_ms)
 
-    def queue_started(self, conn: Connector, tx: SimTransaction, ocmf: str) -> None:
+    def queue_started(self, conn: Connector, tx: SimTransaction, ocmf: str | None) -> None:
         info: dict[str, Any] = {"charging_state": "Charging"}
         if tx.remote_start_id is not None:
             info["remote_start_id"] = tx.remote_start_id
@@ -653,13 +653,15 @@ class SimChargerV201(SimCharger):
         trigger = "RemoteStart" if tx.remote else "Authorized"
         self._queue_tx_event(tx, "Started", trigger, tx.started_ms, mv, info, started)
 
-    def queue_sample(self, conn: Connector, tx: SimTransaction, ocmf: str, trigger: str = "MeterValuePeriodic") -> None:
+    def queue_sample(
+        self, conn: Connector, tx: SimTransaction, ocmf: str | None, trigger: str = "MeterValuePeriodic"
+    ) -> None:
         at, wh, _, _ = tx.signed[-1]
         context = "Trigger" if trigger == "Trigger" else "Sample.Periodic"
         mv = self._meter_value(at, wh, context, ocmf)
         self._queue_tx_event(tx, "Updated", trigger, at, mv, {"charging_state": "Charging"})
 
-    def queue_ended(self, conn: Connector, tx: SimTransaction, ocmf: str) -> None:
+    def queue_ended(self, conn: Connector, tx: SimTransaction, ocmf: str | None) -> None:
         assert tx.stopped_ms is not None and tx.meter_stop_wh is not None and tx.stop_reason is not None
         trigger, stopped_reason = ENDED.get(tx.stop_reason, ("AbnormalCondition", "Other"))
 

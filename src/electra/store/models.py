@@ -104,6 +104,10 @@ class SessionRecord(Base):
     flags: Mapped[str] = mapped_column(String(255), nullable=False, default="")
     offline: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     updated_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # Signed meter data (electra.domain.meter_data.MeterData): verified | unsigned | failed, None
+    # while a running session has broken no rule yet, or when nothing checks it; why it failed.
+    meter_data: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    meter_data_detail: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class MeterValueRecord(Base):
@@ -120,6 +124,31 @@ class MeterValueRecord(Base):
     signed_data: Mapped[str | None] = mapped_column(Text, nullable=True)
     signing_method: Mapped[str | None] = mapped_column(String(64), nullable=True)
     public_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # What checking the signed data found (electra.domain.meter_data.Verification): verified |
+    # unsigned | invalid (None: not checked); why it is invalid; and, from a verified record, what
+    # the session's rules need: PG, TX, MS, GS (device-given text, cut to the column).
+    verification: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    verification_detail: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    ocmf_pagination: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    ocmf_tx: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    meter_serial: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    gateway_serial: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class MeterKeyRecord(Base):
+    """A charger's registered meter public key and its signing policy.
+
+    Without a row (or with ``public_key`` None) the charger's meter key is its NFT device key
+    (secp256k1, found by its address). ``signing``: required | optional, None for the platform's
+    default (``ELECTRA_METER_SIGNING``)."""
+
+    __tablename__ = "meter_keys"
+
+    charger_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    public_key: Mapped[str | None] = mapped_column(Text, nullable=True)  # hex DER SubjectPublicKeyInfo
+    curve: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    signing: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 class TransactionEventSeen(Base):
@@ -383,6 +412,51 @@ class AnchorBatchRecord(Base):
     block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
     updated_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class SiteRecord(Base):
+    """A site's grid connection: a power limit (W) or a current per phase (A), shared by its chargers."""
+
+    __tablename__ = "sites"
+
+    site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    limit_w: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    limit_a: Mapped[int | None] = mapped_column(Integer, nullable=True)  # per phase, L1-L3
+    voltage_v: Mapped[int] = mapped_column(Integer, nullable=False)  # phase to neutral
+    min_current_a: Mapped[int] = mapped_column(Integer, nullable=False)  # below it a session cannot run
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class SiteChargerRecord(Base):
+    """A charger behind a site's connection: which phases it draws on and what it can take."""
+
+    __tablename__ = "site_chargers"
+
+    charger_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64), ForeignKey("sites.site_id"), nullable=False, index=True)
+    phases: Mapped[str] = mapped_column(String(8), nullable=False)  # "L1L2L3", "L1", "L2", "L3"
+    max_power_w: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class OcpiLocationRecord(Base):
+    """A Location imported from an OCPI source: a read model; nothing of it is on-chain."""
+
+    __tablename__ = "ocpi_locations"
+
+    country_code: Mapped[str] = mapped_column(String(2), primary_key=True)
+    party_id: Mapped[str] = mapped_column(String(3), primary_key=True)
+    location_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    latitude_e6: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    longitude_e6: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    connector_types: Mapped[int] = mapped_column(Integer, nullable=False)
+    max_power_w: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    public: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    availability: Mapped[str] = mapped_column(String(16), nullable=False)
+    last_updated: Mapped[str] = mapped_column(String(32), nullable=False)
+    source: Mapped[str] = mapped_column(String(255), nullable=False)
+    imported_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 # -- intelligence ---------------------------------------------------------------------------------

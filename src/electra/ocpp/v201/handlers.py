@@ -94,15 +94,23 @@ class CentralSystemV201(GuardedRouting, ChargePoint):  # type: ignore[misc]
                 await self.ctx.durable()
                 return call_result.TransactionEvent()
             if event_type == "Started" or known is None:
-                start_wh = readings[0].register_wh if readings and event_type == "Started" else None
+                begin = readings[0] if readings and event_type == "Started" else None
                 evse = (kw.get("evse") or {}).get("id", 0)
                 started = await sessions.start(
-                    charger, "2.0.1", evse, token_value or "", ts, start_wh, uid=uid, offline=bool(kw.get("offline"))
+                    charger,
+                    "2.0.1",
+                    evse,
+                    token_value or "",
+                    ts,
+                    begin.register_wh if begin is not None else None,
+                    uid=uid,
+                    offline=bool(kw.get("offline")),
+                    signed=begin.signed if begin is not None else None,
                 )
                 token = started.token if token_value else None
                 await sessions.seen_event(charger, uid, seq_no, "Started")
-                if event_type == "Started":
-                    readings = readings[1:] if start_wh is not None else readings
+                if begin is not None:
+                    readings = readings[1:]
             if event_type == "Ended":
                 stop_wh = readings[-1].register_wh if readings else None
                 await sessions.stop(

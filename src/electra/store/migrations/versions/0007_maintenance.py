@@ -1,7 +1,7 @@
 """intelligence: maintenance tickets and published price quotes
 
 Revision ID: 0007
-Revises: 0004 (to become 0006 when 0005 and 0006 are on main)
+Revises: 0006
 Create Date: 2026-12-01
 """
 
@@ -9,8 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-# 0005 and 0006 are being written on other branches; re-point this to "0006" when they land.
-down_revision = "0004"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

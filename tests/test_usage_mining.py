@@ -1,4 +1,4 @@
-"""Usage-mining epochs (electra.domain.rewards): the rules, determinism, the cap, the leaves."""
+"""Usage-mining epochs (electra.domain.usage_mining): the rules, determinism, the cap, the leaves."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from hypothesis import strategies as st
 
 from electra.domain.merkle import verify
 from electra.domain.record import SessionRecord
-from electra.domain.rewards import AnchoredRecord, RewardParameters, compute_epoch, leaf, proof_for
+from electra.domain.rewards import checksum, reward_leaf
+from electra.domain.usage_mining import AnchoredRecord, RewardParameters, compute_epoch
 
 DAY_MS = 24 * 3_600_000
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % DAY_MS  # a midnight, UTC
-HOST, OTHER_HOST, DRIVER, HOST_DRIVER = ("0x" + c * 40 for c in "1234")
+HOST, OTHER_HOST, DRIVER, HOST_DRIVER = (checksum("0x" + c * 40) for c in "1234")
 ELC = 10**18
 
 
@@ -81,14 +82,13 @@ def test_the_root_does_not_depend_on_input_order_and_proofs_verify() -> None:
     shuffled = records[:]
     random.Random(4).shuffle(shuffled)
     b = compute_epoch(params(), shuffled, dict(reversed(HOLDERS.items())), OWNERS)
-    assert a.root == b.root and a.amounts == b.amounts
+    assert a.to_epoch().root == b.to_epoch().root and a.amounts == b.amounts
+    tree = a.to_epoch()
     for account in a.amounts:
-        got = proof_for(a, account)
-        assert got is not None
-        amount, proof = got
-        assert verify(a.root, leaf(3, account, amount), proof)
-    assert proof_for(a, "0x" + "9" * 40) is None
-    assert compute_epoch(params(epoch=4), records, HOLDERS, OWNERS).root != a.root  # the epoch is in the leaf
+        claim = tree.claim(account)
+        assert claim.amount == a.amounts[account]
+        assert verify(tree.root, reward_leaf(3, account, claim.amount), list(claim.proof))
+    assert compute_epoch(params(epoch=4), records, HOLDERS, OWNERS).to_epoch().root != tree.root  # epoch in the leaf
 
 
 def test_parameters_round_trip_and_have_a_stable_digest() -> None:
