@@ -1,7 +1,9 @@
 """The REST API under ``/api/v1`` (FastAPI), served by `electra up` next to the central system.
 
-So far it serves what an outsider needs to check a bill: a session's proof bundle
-(docs/formats.md#proof-bundle), optionally with the server's own verification of it. Errors are
+It serves what an outsider needs to check a bill: a session's proof bundle
+(docs/formats.md#proof-bundle), optionally with the server's own verification of it; discovery
+of nearby chargers; a charger's dynamic price for the hour and why; maintenance tickets
+(docs/intelligence.md). Errors are
 ``application/problem+json`` with a stable ``code``. The OpenAPI document is at
 ``/api/v1/openapi.json``. Chain calls block, so they run in the thread pool.
 """
@@ -21,7 +23,7 @@ from electra import __version__
 from electra.chain.bindings import Electra
 from electra.discovery.index import Filters, StationIndex
 from electra.domain.station import parse_connectors
-from electra.errors import ChainError, ElectraError, InvalidInput
+from electra.errors import ChainError, DeploymentMissing, ElectraError, InvalidInput
 
 PROBLEM = "application/problem+json"
 
@@ -43,10 +45,12 @@ def create_app(
     electra: Callable[[], Electra | None],
     rpc_url: str | None = None,
     stations: Callable[[], StationIndex] | None = None,
+    pricing: Callable[[], Any] | None = None,
 ) -> FastAPI:
     """The API over the platform's database. ``electra`` gives the chain bindings (None when no
     deployment is known); ``rpc_url`` is what the server verifies bundles against; ``stations``
-    gives the current discovery index (kept in step by a StationIndexer)."""
+    gives the current discovery index (kept in step by a StationIndexer); ``pricing`` gives the
+    dynamic pricing service (default: one over this database and deployment, made on first use)."""
     app = FastAPI(
         title="Electra",
         version=__version__,
@@ -123,5 +127,86 @@ def create_app(
         except InvalidInput as exc:
             return problem(400, "bad-query", exc.cause, exc.fix)
         return {"count": len(found), "items": [f.to_json() for f in found]}
+
+    made: list[Any] = []
+
+    def pricing_service() -> Any:
+        if pricing is not None:
+            return pricing()
+        if not made:
+            from electra.intelligence.forecast import site_key
+            from electra.intelligence.service import pricing_for
+
+            e = electra()
+            if e is None:
+                raise DeploymentMissing("no Electra deployment is known", "deploy first: the DAO's bounds are on-chain")
+            sites = None
+            if stations is not None:
+
+                def sites() -> dict[str, str]:
+                    index = stations()
+                    listings = [x for x in map(index.get, index.token_ids()) if x is not None]
+                    return {x.charger_id: site_key(x.latitude_e6, x.longitude_e6) for x in listings}
+
+            made.append(pricing_for(engine, e, sites=sites))
+        return made[0]
+
+    @app.get(
+        "/api/v1/stations/{charger_id}/price",
+        tags=["stations"],
+        summary="A charger's dynamic price for this hour, and why: forecast, multiplier, bounds",
+        responses={
+            404: {"description": "the store knows nothing of this charger"},
+            503: {"description": "store or chain unavailable"},
+        },
+    )
+    async def station_price(charger_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Any:
+        from electra.intelligence.service import UnknownCharger
+
+        if engine is None:
+            return problem(503, "store-off", "this process has no database")
+
+        def work() -> dict[str, Any]:
+            q, published = pricing_service().quote(charger_id)
+            return {**q.to_json(), "published_now": published}
+
+        try:
+            return await run_in_threadpool(work)
+        except UnknownCharger as exc:
+            return problem(404, "charger-unknown", exc.cause, exc.fix)
+        except ChainError as exc:
+            return problem(503, "chain-unavailable", exc.cause, exc.fix)
+        except requests.RequestException as exc:
+            return problem(503, "chain-unavailable", f"the chain RPC failed: {exc}", "retry when the chain is back")
+        except ElectraError as exc:
+            return problem(409, "pricing-refused", exc.cause, exc.fix)
+
+    @app.get(
+        "/api/v1/maintenance/tickets",
+        tags=["maintenance"],
+        summary="Maintenance tickets, the riskiest live ones first",
+        responses={503: {"description": "store unavailable"}},
+    )
+    def maintenance_tickets(
+        status: Annotated[
+            str, Query(pattern="^(live|open|scheduled|closed|all)$", description="live = open or scheduled")
+        ] = "live",
+        charger_id: Annotated[str | None, Query(max_length=64)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> Any:
+        from electra.intelligence.maintenance import TicketStatus
+        from electra.intelligence.store import TicketBook
+
+        if engine is None:
+            return problem(503, "store-off", "this process has no database")
+        wanted: list[TicketStatus] | None
+        if status == "all":
+            wanted = None
+        elif status == "live":
+            wanted = [TicketStatus.OPEN, TicketStatus.SCHEDULED]
+        else:
+            wanted = [TicketStatus(status)]
+        tickets = TicketBook(engine).list(wanted, charger_id, limit)
+        return {"count": len(tickets), "items": [t.to_json() for t in tickets]}
 
     return app

@@ -22,6 +22,7 @@ from electra.cli import common
 from electra.cli.common import JsonOpt, console, emit, handles_errors, kv_table
 from electra.cli.dao import dao_app
 from electra.cli.find import find as find_command
+from electra.cli.intelligence import maintenance_app, pricing_app
 from electra.cli.ocpi import ocpi_app
 from electra.cli.ocpp import ocpp_app
 from electra.cli.rewards import rewards_app
@@ -54,6 +55,8 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(session_app, name="session")
 app.add_typer(rewards_app, name="rewards")
+app.add_typer(pricing_app, name="pricing")
+app.add_typer(maintenance_app, name="maintenance")
 app.add_typer(site_app, name="site")
 app.add_typer(stake_app, name="stake")
 app.command("verify")(verify_command)

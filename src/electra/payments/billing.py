@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from electra.chain.payments import PaymentHubBinding
 from electra.domain.record import SessionRecord as RecordLeaf
-from electra.domain.tariff import Usage
+from electra.domain.tariff import Tariff, Usage
 from electra.errors import InvalidInput
 from electra.payments.authorizations import AuthorizationBook
 from electra.payments.tariffs import LeaseBook, TariffBook
@@ -97,8 +97,10 @@ class Biller:
         token_id_of: Callable[[str], int],
         clock: Callable[[], float] = time.time,
         log: SessionLog | None = None,
+        price_in_force: Callable[[str, int], Tariff | None] | None = None,
     ) -> None:
-        """``assets`` maps a tariff's asset symbol to the token's address."""
+        """``assets`` maps a tariff's asset symbol to the token's address. ``price_in_force`` gives
+        the dynamic price a session pays, by charger and start time (None: the owner's tariff)."""
         self.engine = engine
         self.tariffs = tariffs
         self.authorizations = authorizations
@@ -106,6 +108,7 @@ class Biller:
         self.token_id_of = token_id_of
         self.clock = clock
         self.log = log or SessionLog(engine, clock=clock)
+        self.price_in_force = price_in_force
 
     def sweep(self, limit: int = 500) -> int:
         """Bills completed sessions that have no settlement row yet. Returns how many it billed."""
@@ -138,9 +141,13 @@ class Biller:
 
         now = int(self.clock() * 1000)
         tariff = self.tariffs.get(row.charger_id)
+        # A session pays the dynamic price published before it started, never a later one.
+        dynamic = self.price_in_force(row.charger_id, row.started_at_ms) if self.price_in_force else None
+        if dynamic is not None:
+            tariff = dynamic
         auth = self.authorizations.for_session(row.id)
         status, reason, amount = PENDING, None, 0
-        breakdown: dict[str, object] = {"tariff": tariff.__dict__}
+        breakdown: dict[str, object] = {"tariff": tariff.__dict__, "dynamic_price": dynamic is not None}
         state = load_session(self.engine, row.charger_id, row.transaction_uid)
         try:
             if state is None:

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from electra.chain.bindings import Electra
 from electra.chain.settlement import SettlementWorker
+from electra.intelligence.store import price_in_force
 from electra.payments.authorizations import AuthorizationBook
 from electra.payments.billing import Biller, PaymentGate
 from electra.payments.events import EventBus
@@ -77,7 +78,9 @@ def payments_for(
     leases = LeaseBook(engine, clock=clock)
     authorizations = AuthorizationBook(engine, hub, vehicle_keys, clock=clock, erc1271=erc1271)
     gate = PaymentGate(authorizations, leases, hub, token_id_of)
-    biller = Biller(engine, tariffs, authorizations, assets, token_id_of, clock=clock)
+    biller = Biller(
+        engine, tariffs, authorizations, assets, token_id_of, clock=clock, price_in_force=price_in_force(engine)
+    )
     worker = SettlementWorker(
         engine, hub, biller, authorizations, assets, owner_of, settler, max_batch, max_age_s, clock=clock
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -457,3 +457,52 @@ class OcpiLocationRecord(Base):
     last_updated: Mapped[str] = mapped_column(String(32), nullable=False)
     source: Mapped[str] = mapped_column(String(255), nullable=False)
     imported_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+# -- intelligence ---------------------------------------------------------------------------------
+# Maintenance tickets and published price quotes (electra.intelligence, docs/intelligence.md).
+
+
+class MaintenanceTicketRecord(Base):
+    """A charger the risk model flagged: open, then scheduled (a visit booked), then closed. At most
+    one ticket per charger is not closed (a partial unique index)."""
+
+    __tablename__ = "maintenance_tickets"
+    __table_args__ = (
+        Index(
+            "uq_maintenance_ticket_live",
+            "charger_id",
+            unique=True,
+            sqlite_where=text("status != 'closed'"),
+            postgresql_where=text("status != 'closed'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    charger_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)  # open | scheduled | closed
+    risk_permille: Mapped[int] = mapped_column(Integer, nullable=False)  # when it was opened
+    reasons: Mapped[str] = mapped_column(Text, nullable=False)  # JSON list of evidence lines
+    last_risk_permille: Mapped[int] = mapped_column(Integer, nullable=False)
+    last_scored_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    opened_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    scheduled_for_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    closed_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    resolution: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class PriceQuoteRecord(Base):
+    """A charger's dynamic price for one hour, written once: the price a session that starts in
+    that hour pays, whatever later quotes say."""
+
+    __tablename__ = "price_quotes"
+
+    charger_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    valid_from_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    valid_until_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    asset: Mapped[str] = mapped_column(String(16), nullable=False)
+    energy_price_per_wh: Mapped[str] = mapped_column(String(80), nullable=False)
+    multiplier_bps: Mapped[int] = mapped_column(Integer, nullable=False)
+    quote: Mapped[str] = mapped_column(Text, nullable=False)  # JSON: PriceQuote.to_json()
+    created_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
