@@ -317,3 +317,28 @@ def test_the_cli_finds_chargers_and_round_trips_ocpi(
     assert electra.stations.token_id_of("CP-MAD-9") == 0  # importing minted nothing
     r = run.invoke(app, ["ocpi", "import", str(out)], env=env)  # again: upserted, not duplicated
     assert r.exit_code == 0 and "none minted" in r.output
+
+
+def test_a_staked_charger_ranks_higher_and_loses_it_when_unstaked(electra: Electra, tmp_path: Path) -> None:
+    """Host staking buys visibility: two chargers alike but for the host's stake."""
+    engine = make_engine(f"sqlite:///{tmp_path}/stake.db")
+    migrate(engine)
+    host = dev_account(6)
+    ids = []
+    for i in range(2):
+        spec = StationSpec(f"CP-BOOST-{i}", 45_000_000, 9_000_000, 22_000, 2, 3, b"FRELC")
+        ids.append(electra.stations.register(spec, Account.create(), owner=host)[0])
+    indexer = StationIndexer.for_electra(electra, engine)
+    indexer.sync()
+    here = (45_000_000, 9_000_000)  # both on the same spot: a tie goes to the lower token id
+    assert [f.listing.token_id for f in indexer.index.nearby(*here, k=2)] == ids
+    top = electra.staking.tiers()[-1]
+    electra.token.transfer(host.address, top.min_stake)
+    electra.staking.stake(ids[1], top.min_stake, sender=host)
+    indexer.sync()
+    first, second = indexer.index.nearby(*here, k=2)
+    assert first.listing.token_id == ids[1] and first.ranked.points["staking"] == 1_000
+    assert first.ranked.score > second.ranked.score
+    electra.staking.request_unstake(ids[1], top.min_stake, sender=host)
+    indexer.sync()
+    assert [f.listing.token_id for f in indexer.index.nearby(*here, k=2)] == ids  # unbonding stake counts no more

@@ -42,7 +42,7 @@ def find(
 
     lat, lon = parse_near(near)
     e = common.electra()
-    indexer = StationIndexer(e.stations, common.store_engine(), from_block=e.deployment.block_number)
+    indexer = StationIndexer.for_electra(e, common.store_engine())
     with console.status("reading the charger registry"):
         indexer.sync()
     filters = Filters(

@@ -276,7 +276,7 @@ def _station_indexer(system: Any) -> Any:
         e = common.electra()
     except DeploymentMissing:
         return None
-    return StationIndexer(e.stations, system.store.engine, from_block=e.deployment.block_number, max_age_s=5.0)
+    return StationIndexer.for_electra(e, system.store.engine, max_age_s=5.0)
 
 
 async def _start_api(system: Any) -> tuple[Any, asyncio.Task[None]]:

@@ -28,7 +28,7 @@ def export(
     from electra.discovery.ocpi import export_locations
 
     e = common.electra()
-    indexer = StationIndexer(e.stations, common.store_engine(), from_block=e.deployment.block_number)
+    indexer = StationIndexer.for_electra(e, common.store_engine())
     with console.status("reading the charger registry"):
         indexer.sync()
     listings = [x for t in sorted(indexer.index.token_ids()) if (x := indexer.index.get(t)) is not None]

@@ -9,8 +9,10 @@ the rest: live availability from OCPP StatusNotification (``connector_states``),
 tariff and lease (public or not), and reliability from the charger's recent sessions and faults
 (:meth:`refresh_live`, cheap enough to run every few seconds).
 
-Reliability, in permille: the share of the charger's sessions of the last 30 days that completed
-unflagged (1000 with none), times the share of its connectors not Faulted or Unavailable now.
+Reliability, in permille, is the predictive-maintenance score of the same data
+(:func:`electra.intelligence.maintenance.reliability_permille`: recent sessions, faults, connector
+states). The staking boost comes from StakingManager (``discoveryBoostBps``), re-read for chargers
+whose stake, holder or the tiers changed.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import requests
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from web3.exceptions import Web3Exception
 
 from electra.chain.bindings import StationRecord, StationRegistryBinding
@@ -30,7 +33,7 @@ from electra.discovery.index import Listing, StationIndex
 from electra.domain.ranking import Availability
 from electra.errors import ChainError
 from electra.payments.tariffs import DEFAULT_TARIFF
-from electra.store.models import ConnectorState, LeaseRecord, SessionRecord, TariffRecord
+from electra.store.models import ConnectorState, LeaseRecord, TariffRecord
 
 LOG = logging.getLogger(__name__)
 EVENTS = (
@@ -41,8 +44,13 @@ EVENTS = (
     "StationSuspensionChanged",
     "StationMetadataUpdated",
 )
-DOWN = ("Faulted", "Unavailable")
-RELIABILITY_WINDOW_MS = 30 * 24 * 3600 * 1000
+STAKING_EVENTS = ("Staked", "UnstakeRequested", "Withdrawn", "Slashed")
+
+
+def boost_points(boost_bps: int) -> int:
+    """A staking tier's discovery boost as ranking points: a third of its basis points, so the top
+    default tier (3,000 bps) gets the full 1,000."""
+    return min(1_000, max(0, boost_bps) // 3)
 
 
 def listing_of(record: StationRecord) -> Listing:
@@ -66,18 +74,32 @@ class StationIndexer:
         index: StationIndex | None = None,
         from_block: int = 0,
         clock: Callable[[], float] = time.time,
-        boost: Callable[[int], int] | None = None,
+        staking: Any = None,
         max_age_s: float = 5.0,
+        reliability_every_s: float = 300.0,
     ) -> None:
         self.stations = stations
         self.engine = engine
         self.index = index or StationIndex()
         self.cursor = from_block - 1  # the last block whose events are applied
         self.clock = clock
-        self.boost = boost  # a charger's staking boost points, when staking is deployed
+        self.staking = staking  # StakingBinding, when StakingManager is deployed
+        self.reliability_every_s = reliability_every_s
+        self._reliability_at: float | None = None
         self.max_age_s = max_age_s
         self._synced_at: float | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_electra(cls, electra: Any, engine: Engine | None, **kw: Any) -> StationIndexer:
+        """An indexer over this deployment, from its first block, with StakingManager if deployed."""
+        from electra.errors import DeploymentMissing
+
+        try:
+            staking = electra.staking
+        except DeploymentMissing:
+            staking = None
+        return cls(electra.stations, engine, from_block=electra.deployment.block_number, staking=staking, **kw)
 
     def fresh(self) -> StationIndex:
         """The index, synced with the chain and the store if the last sync is older than
@@ -106,6 +128,14 @@ class StationIndexer:
             event = getattr(self.stations.contract.events, name)
             for log in event().get_logs(from_block=self.cursor + 1, to_block=latest):
                 touched.add(int(log["args"]["tokenId"]))
+        staked: set[int] = set(touched)  # a new holder has a stake of its own (or none)
+        if self.staking is not None:
+            for name in STAKING_EVENTS:
+                event = getattr(self.staking.contract.events, name)
+                for log in event().get_logs(from_block=self.cursor + 1, to_block=latest):
+                    staked.add(int(log["args"]["chargerId"]))
+            if self.staking.contract.events.TiersChanged().get_logs(from_block=self.cursor + 1, to_block=latest):
+                staked |= set(self.index.token_ids())  # new tiers: every boost may change
         for token_id in sorted(touched):
             listing = listing_of(self.stations.station(token_id))
             old = self.index.get(token_id)
@@ -120,13 +150,19 @@ class StationIndexer:
                     boost_points=old.boost_points,
                 )
             self.index.upsert(listing)
+        if self.staking is not None:
+            for token_id in sorted(staked):
+                if self.index.get(token_id) is not None:
+                    self.index.update(token_id, boost_points=boost_points(self.staking.discovery_boost_bps(token_id)))
         self.cursor = latest
         if touched:
             self.refresh_live(touched)
-        return len(touched)
+        return len(touched | staked)
 
     def refresh_live(self, only: set[int] | None = None) -> None:
-        """Availability, tariff, lease, reliability (and staking boost) from the store into the index."""
+        """Availability, tariff and lease from the store into the index; reliability (the maintenance
+        model's score, :func:`electra.intelligence.maintenance.reliability_permille`) every
+        ``reliability_every_s`` or for the chargers in ``only``."""
         if self.engine is None:
             return
         by_charger = {}
@@ -137,7 +173,6 @@ class StationIndexer:
         if not by_charger:
             return
         ids = list(by_charger)
-        since = int(self.clock() * 1000) - RELIABILITY_WINDOW_MS
         statuses: dict[str, list[str]] = {}
         with self.engine.connect() as conn:
             for cid, status in conn.execute(
@@ -160,21 +195,6 @@ class StationIndexer:
                     select(LeaseRecord.charger_id, LeaseRecord.public).where(LeaseRecord.charger_id.in_(ids))
                 )
             }
-            sessions: dict[str, tuple[int, int]] = {}
-            for cid, total, failed in conn.execute(
-                select(
-                    SessionRecord.charger_id,
-                    func.count(),
-                    func.sum((SessionRecord.flags != "").cast(SessionRecord.id.type)),
-                )
-                .where(
-                    SessionRecord.charger_id.in_(ids),
-                    SessionRecord.status == "completed",
-                    SessionRecord.started_at_ms >= since,
-                )
-                .group_by(SessionRecord.charger_id)
-            ):
-                sessions[cid] = (int(total), int(failed or 0))
         for cid, x in by_charger.items():
             states = statuses.get(cid, [])
             if not states:
@@ -183,18 +203,22 @@ class StationIndexer:
                 availability = Availability.AVAILABLE
             else:
                 availability = Availability.OCCUPIED
-            total, failed = sessions.get(cid, (0, 0))
-            up = 1000 if not states else 1000 * sum(s not in DOWN for s in states) // len(states)
-            ok = 1000 if total == 0 else 1000 * (total - failed) // total
             asset, price = tariffs.get(cid, (DEFAULT_TARIFF.asset, DEFAULT_TARIFF.energy_price_per_wh))
             self.index.upsert(
                 replace(
                     x,
                     availability=availability,
-                    reliability_permille=up * ok // 1000,
                     price_per_wh=price,
                     asset=asset,
                     public=bool(public.get(cid, True)),
-                    boost_points=self.boost(x.token_id) if self.boost is not None else x.boost_points,
                 )
             )
+        now = self.clock()
+        if only is not None or self._reliability_at is None or now - self._reliability_at >= self.reliability_every_s:
+            from electra.intelligence.maintenance import reliability_permille
+
+            for cid, score in reliability_permille(self.engine, ids, self.clock).items():
+                token_id = by_charger[cid].token_id
+                self.index.update(token_id, reliability_permille=score)
+            if only is None:
+                self._reliability_at = now
