@@ -39,9 +39,11 @@ run: deps
 test: deps pg-deps
 	$(UV) run --frozen pytest -m "not slow" -q
 
-## Only the slow soak and load runs.
+## The slow runs: the pytest runs marked slow, then a 30-minute soak of the whole platform
+## (memory over time, errors, settlement and anchor lag; docs/benchmarks.md#soak, docs/img/soak_memory.png).
 soak: deps pg-deps
 	$(UV) run --frozen pytest -m slow -q
+	cd bench && ../$(PY) soak.py --minutes 30 --chargers 60 --write ../docs/benchmarks.md --json results/soak.json
 
 ## Gas per operation on a fresh dev chain; updates docs/benchmarks.md.
 gas: deps
