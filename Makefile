@@ -43,7 +43,7 @@ test: deps pg-deps
 ## (memory over time, errors, settlement and anchor lag; docs/benchmarks.md#soak, docs/img/soak_memory.png).
 soak: deps pg-deps
 	$(UV) run --frozen pytest -m slow -q
-	cd bench && ../$(PY) soak.py --minutes 30 --chargers 60 --write ../docs/benchmarks.md --json results/soak.json
+	mkdir -p bench/results && $(UV) run --frozen python bench/soak.py --minutes 30 --chargers 60 --write docs/benchmarks.md --json bench/results/soak.json
 
 ## Gas per operation on a fresh dev chain; updates docs/benchmarks.md.
 gas: deps
