@@ -4,7 +4,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PY := .venv/bin/python
 export UV_LINK_MODE ?= copy
 
-.PHONY: run test test-all soak gas settlement-gas anchor-gas compile lint deps py-deps npm-deps pg-deps clean-data
+.PHONY: run test test-all soak bench bench-quick gas settlement-gas anchor-gas compile lint deps py-deps npm-deps pg-deps clean-data
 
 ## Install uv if missing, then the locked Python and npm dependencies.
 deps: py-deps npm-deps
@@ -44,6 +44,35 @@ test: deps pg-deps
 soak: deps pg-deps
 	$(UV) run --frozen pytest -m slow -q
 	mkdir -p bench/results && $(UV) run --frozen python bench/soak.py --minutes 30 --chargers 60 --write docs/benchmarks.md --json bench/results/soak.json
+
+## Every benchmark in bench/, each beside its baseline, then the report: the summary table at the top
+## of docs/benchmarks.md and the figures in docs/img/ (about an hour with the 30-minute soak).
+BENCH_DOC ?= docs/benchmarks.md
+BENCH_IMG ?= docs/img
+SOAK_MINUTES ?= 30
+bench: deps
+	mkdir -p bench/results
+	$(UV) run --frozen python bench/gas.py --write $(BENCH_DOC)
+	$(UV) run --frozen python bench/settlement_gas.py --write $(BENCH_DOC)
+	$(UV) run --frozen python bench/anchor_gas.py --write $(BENCH_DOC)
+	$(UV) run --frozen python bench/ledger.py --write $(BENCH_DOC)
+	$(UV) run --frozen python bench/meter_data.py --write $(BENCH_DOC)
+	$(UV) run --frozen python bench/discovery.py --write $(BENCH_DOC) --json bench/results/discovery.json
+	$(UV) run --frozen python bench/ocpp_load.py --write $(BENCH_DOC) --json bench/results/ocpp_load.json
+	$(UV) run --frozen python bench/forecast_eval.py --write docs/intelligence.md
+	$(UV) run --frozen python bench/maintenance_eval.py --write docs/intelligence.md
+	$(UV) run --frozen python bench/soak.py --minutes $(SOAK_MINUTES) --write $(BENCH_DOC) --plot $(BENCH_IMG)/soak_memory.png --json bench/results/soak.json
+	$(UV) run --frozen python bench/report.py --doc $(BENCH_DOC) --img $(BENCH_IMG)
+
+## A short run of the benchmarks that take minutes (CI runs it so they cannot rot): into
+## bench/results/, never into docs/.
+bench-quick: deps
+	mkdir -p bench/results/img
+	cp docs/benchmarks.md bench/results/benchmarks-quick.md
+	$(UV) run --frozen python bench/discovery.py --stations 20000 --queries 200 --brute-queries 20 --http-queries 100 --write bench/results/benchmarks-quick.md --json bench/results/discovery.json
+	$(UV) run --frozen python bench/ocpp_load.py --quick --write bench/results/benchmarks-quick.md --json bench/results/ocpp_load.json
+	$(UV) run --frozen python bench/soak.py --minutes 1 --chargers 8 --round-s 30 --sample-s 5 --write bench/results/benchmarks-quick.md --plot bench/results/img/soak_memory.png --json bench/results/soak.json
+	$(UV) run --frozen python bench/report.py --doc bench/results/benchmarks-quick.md --img bench/results/img
 
 ## Gas per operation on a fresh dev chain; updates docs/benchmarks.md.
 gas: deps

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import math
 import multiprocessing as mp
 import os
@@ -248,6 +249,7 @@ def main() -> int:
     ap.add_argument("--brute-queries", type=int, default=100)
     ap.add_argument("--http-queries", type=int, default=1_000)
     ap.add_argument("--write", type=Path)
+    ap.add_argument("--json", type=Path, help="write every latency (ms) and the summary here")
     args = ap.parse_args()
     n = args.stations
     d = synthetic(n)
@@ -309,6 +311,30 @@ def main() -> int:
     )
     print(table)
     print(summary)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {
+                    "stations": n,
+                    "build_s": build_s,
+                    "columns_mib": cols / 2**20,
+                    "peak_mib": peak / 2**20,
+                    "worst_p99_in_process_ms": worst_in,
+                    "worst_p99_http_ms": worst_http,
+                    "least_speedup": least,
+                    "mixes": {
+                        name: {
+                            "ours_ms": [x * 1e3 for x in ours],
+                            "http_ms": [x * 1e3 for x in h],
+                            "brute_ms": [x * 1e3 for x in brute],
+                            "same": same,
+                        }
+                        for name, ours, brute, h, same in rows
+                    },
+                }
+            )
+        )
     if args.write:
         cmd = "python bench/discovery.py --write docs/benchmarks.md"
         run = (
