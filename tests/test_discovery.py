@@ -317,6 +317,19 @@ def test_the_cli_finds_chargers_and_round_trips_ocpi(
     assert electra.stations.token_id_of("CP-MAD-9") == 0  # importing minted nothing
     r = run.invoke(app, ["ocpi", "import", str(out)], env=env)  # again: upserted, not duplicated
     assert r.exit_code == 0 and "none minted" in r.output
+    # Another operator's location, imported, then minted by the operator's choice.
+    other = json.loads(out.read_text())
+    theirs = next(loc for loc in other["data"] if loc["id"] == "CP-MAD-0")
+    theirs = {**theirs, "id": "FR-EXT-0042", "country_code": "FR", "party_id": "EXT"}
+    (tmp_path / "theirs.json").write_text(json.dumps([theirs]))
+    r = run.invoke(app, ["ocpi", "import", str(tmp_path / "theirs.json")], env=env)
+    assert r.exit_code == 0 and electra.stations.token_id_of("FR-EXT-0042") == 0
+    r = run.invoke(app, ["ocpi", "mint", "FR-EXT-0042", "--account", "1", "--json"], env=env)
+    assert r.exit_code == 0, r.output
+    minted = electra.stations.station(json.loads(r.output)["token_id"])
+    assert (minted.charger_id, minted.latitude_e6, minted.operator_id) == ("FR-EXT-0042", 40_416_775, "FR*EXT")
+    r = run.invoke(app, ["ocpi", "mint", "FR-EXT-0042", "--account", "1"], env=env)
+    assert r.exit_code == 1 and "already a charger NFT" in r.output
 
 
 def test_a_staked_charger_ranks_higher_and_loses_it_when_unstaked(electra: Electra, tmp_path: Path) -> None:
