@@ -27,6 +27,7 @@ from electra.store.models import SessionRecord
 from tests.conftest import free_port
 
 HOST_KEY, DRIVER_KEY = dev_account(3), dev_account(4)
+STRANGER_KEY = Account.from_key("0x" + "42" * 32)  # owns nothing
 
 
 @contextlib.contextmanager
@@ -34,7 +35,9 @@ def serve(app: Any) -> Iterator[str]:
     """The app on a real uvicorn on 127.0.0.1, in a thread; yields its base URL."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=2
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -56,7 +59,13 @@ async def serve_here(app: Any) -> AsyncIterator[str]:
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
         )
     )
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
@@ -76,7 +85,9 @@ def sign_in(url: str, account: LocalAccount, sign: Any = None) -> str:
     r = httpx.post(f"{url}/api/v1/auth/nonce", json={"address": account.address}, timeout=10)
     assert r.status_code == 200, r.text
     message = r.json()["message"]
-    signature = sign(message) if sign else "0x" + bytes(account.sign_message(encode_defunct(text=message)).signature).hex()
+    signature = (
+        sign(message) if sign else "0x" + bytes(account.sign_message(encode_defunct(text=message)).signature).hex()
+    )
     r = httpx.post(f"{url}/api/v1/auth/siwe", json={"message": message, "signature": signature}, timeout=30)
     assert r.status_code == 200, r.text
     return str(r.json()["token"])
@@ -142,7 +153,7 @@ class World:
     admin_key: str
     host: LocalAccount = HOST_KEY
     driver: LocalAccount = DRIVER_KEY
-    stranger: LocalAccount = Account.from_key("0x" + "42" * 32)
+    stranger: LocalAccount = STRANGER_KEY
 
 
 def make_world(e: Electra, engine: Engine, tag: str = "") -> World:

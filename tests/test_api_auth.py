@@ -129,7 +129,9 @@ def test_api_keys_are_made_rotated_and_revoked_by_the_cli_and_kept_hashed(tmp_pa
         rotated = run("rotate", made["key_id"], "--grace-s", "60")
         assert rotated["replaces"] == made["key_id"] and rotated["api_key"] != secret
         assert httpx.get(f"{url}/api/v1/auth/me", headers={"X-API-Key": secret}, timeout=10).status_code == 200
-        assert httpx.get(f"{url}/api/v1/auth/me", headers={"X-API-Key": rotated["api_key"]}, timeout=10).status_code == 200
+        assert (
+            httpx.get(f"{url}/api/v1/auth/me", headers={"X-API-Key": rotated["api_key"]}, timeout=10).status_code == 200
+        )
         run("revoke", made["key_id"])
         assert httpx.get(f"{url}/api/v1/auth/me", headers={"X-API-Key": secret}, timeout=10).status_code == 401
         listed = run("list")["keys"]

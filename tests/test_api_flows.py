@@ -44,7 +44,9 @@ def test_a_driver_funds_the_wallet_tops_up_and_is_alerted(electra: Electra, tmp_
     with serve(app) as url:
         h = bearer(sign_in(url, DRIVER_KEY))
         base = f"{url}/api/v1/vehicles/{w.vehicle_id}/wallet"
-        r = httpx.get(f"{base}/deposit", params={"amount": str(5 * EUSD), "funder": DRIVER_KEY.address}, headers=h, timeout=30)
+        r = httpx.get(
+            f"{base}/deposit", params={"amount": str(5 * EUSD), "funder": DRIVER_KEY.address}, headers=h, timeout=30
+        )
         assert r.status_code == 200, r.text
         plan = r.json()
         assert plan["asset"]["symbol"] == "EUSD" and plan["permit"]["primaryType"] == "Permit"
@@ -55,7 +57,9 @@ def test_a_driver_funds_the_wallet_tops_up_and_is_alerted(electra: Electra, tmp_
         r = httpx.put(f"{base}/alerts/EUSD", json={"below": str(10 * EUSD)}, headers=h, timeout=30)
         assert r.status_code == 200 and r.json()["firing"] is True
         events: list[str] = []
-        with httpx.stream("GET", f"{url}/api/v1/events", params={"topics": "wallet.topup,balance.recovered"}, headers=h, timeout=30) as stream:
+        with httpx.stream(
+            "GET", f"{url}/api/v1/events", params={"topics": "wallet.topup,balance.recovered"}, headers=h, timeout=30
+        ) as stream:
             lines = stream.iter_lines()
             assert next(lines).startswith("retry:")
             r = httpx.post(f"{base}/topup", json={"amount_cents": 1000, "currency": "EUR"}, headers=h, timeout=30)
@@ -64,8 +68,12 @@ def test_a_driver_funds_the_wallet_tops_up_and_is_alerted(electra: Electra, tmp_
             assert intent["credits"] == str(10 * EUSD) and intent["checkout_url"].startswith("sandbox://")
             from electra.payments.providers import CheckoutIntent
 
-            paid = provider.complete(CheckoutIntent("sandbox", intent["provider_ref"], w.vehicle_id, 1000, "EUR", "", 0))
-            hook = httpx.post(f"{url}/api/v1/webhooks/sandbox", content=paid.body, headers=dict(paid.headers), timeout=60)
+            paid = provider.complete(
+                CheckoutIntent("sandbox", intent["provider_ref"], w.vehicle_id, 1000, "EUR", "", 0)
+            )
+            hook = httpx.post(
+                f"{url}/api/v1/webhooks/sandbox", content=paid.body, headers=dict(paid.headers), timeout=60
+            )
             assert hook.status_code == 200 and hook.json()["status"] == "credited"
             for line in lines:
                 if line.startswith("event: "):
@@ -105,7 +113,12 @@ def test_a_driver_starts_watches_and_stops_a_session_through_the_api(
             device = keccak(b"electra-test-api-device:" + cid.encode())
             password = system.store.credentials.rotate(cid)
             charger = make_charger(
-                version, ChargerIdentity(cid, device), f"ws://127.0.0.1:{system.port}", clock, password=password, response_timeout_s=3
+                version,
+                ChargerIdentity(cid, device),
+                f"ws://127.0.0.1:{system.port}",
+                clock,
+                password=password,
+                response_timeout_s=3,
             )
             app = create_app(store.engine, lambda: electra, commands=Commands(system), system=lambda: system, bus=bus)
             async with running(charger), serve_here(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
@@ -124,7 +137,10 @@ def test_a_driver_starts_watches_and_stops_a_session_through_the_api(
                             elif line.startswith("data: ") and event is not None:
                                 seen[who].append({"event": event, **json.loads(line.removeprefix("data: "))})
 
-                watchers = [asyncio.create_task(watch("driver", token)), asyncio.create_task(watch("stranger", stranger))]
+                watchers = [
+                    asyncio.create_task(watch("driver", token)),
+                    asyncio.create_task(watch("stranger", stranger)),
+                ]
                 await until(lambda: bus.subscribers == 2)
                 charger.plug_in(1)
                 r = await http.post("/api/v1/sessions", json={"charger_id": cid, "wait_s": 10}, headers=bearer(token))
@@ -166,7 +182,9 @@ def test_host_views_earnings_utilization_staking_tickets_and_tariff(electra: Ele
     TicketBook(engine).raise_for(w.charger_id, 900, ["faults"], 1)
     with serve(create_app(engine, lambda: electra)) as url:
         h = bearer(sign_in(url, HOST_KEY))
-        u = httpx.get(f"{url}/api/v1/host/chargers/{w.charger_id}/utilization", params={"days": 1}, headers=h, timeout=30).json()
+        u = httpx.get(
+            f"{url}/api/v1/host/chargers/{w.charger_id}/utilization", params={"days": 1}, headers=h, timeout=30
+        ).json()
         assert u["sessions"] == 2 and u["energy_wh"] == 11_000 and 0 < u["utilization_permille"] <= 1000
         st = httpx.get(f"{url}/api/v1/host/chargers/{w.charger_id}/staking", headers=h, timeout=30).json()
         assert st["holder"] == HOST_KEY.address and st["tier"] == 0 and st["tiers"]
@@ -174,11 +192,18 @@ def test_host_views_earnings_utilization_staking_tickets_and_tariff(electra: Ele
         assert tickets["count"] == 1 and tickets["items"][0]["charger_id"] == w.charger_id
         earned = httpx.get(f"{url}/api/v1/host/earnings", headers=h, timeout=30).json()
         assert earned["owner"] == HOST_KEY.address and {a["asset"] for a in earned["withdrawable"]} == {"EUSD", "ELC"}
-        r = httpx.put(f"{url}/api/v1/stations/{w.charger_id}/tariff", json={"energy_price_per_wh": "350"}, headers=h, timeout=30)
+        r = httpx.put(
+            f"{url}/api/v1/stations/{w.charger_id}/tariff", json={"energy_price_per_wh": "350"}, headers=h, timeout=30
+        )
         assert r.status_code == 200 and r.json()["default"] is False
         t = httpx.get(f"{url}/api/v1/stations/{w.charger_id}/tariff", timeout=30).json()
         assert t["energy_price_per_wh"] == "350"
-        r = httpx.put(f"{url}/api/v1/stations/{w.charger_id}/tariff", json={"energy_price_per_wh": "999999999"}, headers=h, timeout=30)
+        r = httpx.put(
+            f"{url}/api/v1/stations/{w.charger_id}/tariff",
+            json={"energy_price_per_wh": "999999999"},
+            headers=h,
+            timeout=30,
+        )
         assert r.status_code == 400 and r.json()["code"] == "tariff-out-of-bounds"
         s = httpx.get(f"{url}/api/v1/stations/{w.charger_id}", timeout=30).json()
         assert s["owner"] == HOST_KEY.address and s["lease"]["public"] is True

@@ -125,9 +125,7 @@ def test_every_route_against_every_role(electra: Electra, tmp_path: Path) -> Non
     migrate(engine)
     w = make_world(electra, engine, "MATRIX")
     app = create_app(engine, lambda: electra)
-    routes = {
-        (m, str(rc.path)) for rc in iter_route_contexts(app.routes) for m in (rc.methods or set()) if m != "HEAD"
-    }
+    routes = {(m, str(rc.path)) for rc in iter_route_contexts(app.routes) for m in (rc.methods or set()) if m != "HEAD"}
     assert routes == set(MATRIX), f"routes without an entry: {routes - set(MATRIX)}; stale: {set(MATRIX) - routes}"
     params = {
         "charger_id": w.charger_id,
@@ -139,7 +137,9 @@ def test_every_route_against_every_role(electra: Electra, tmp_path: Path) -> Non
         "provider": "sandbox",
     }
     with serve(app) as url:
-        tokens = {who: sign_in(url, acct) for who, acct in (("stranger", w.stranger), ("driver", w.driver), ("host", w.host))}
+        tokens = {
+            who: sign_in(url, acct) for who, acct in (("stranger", w.stranger), ("driver", w.driver), ("host", w.host))
+        }
         headers: dict[str, dict[str, str]] = {
             "anonymous": {},
             **{who: bearer(t) for who, t in tokens.items()},
@@ -149,7 +149,9 @@ def test_every_route_against_every_role(electra: Electra, tmp_path: Path) -> Non
         addresses = {"stranger": w.stranger.address, "driver": w.driver.address, "host": w.host.address}
         failures = []
         with httpx.Client(base_url=url, timeout=30) as http:
-            for (method, template), expected in sorted(MATRIX.items(), key=lambda kv: kv[0][0] == "POST" and "logout" in kv[0][1]):
+            for (method, template), expected in sorted(
+                MATRIX.items(), key=lambda kv: kv[0][0] == "POST" and "logout" in kv[0][1]
+            ):
                 path = template
                 for name, value in params.items():
                     path = path.replace("{" + name + "}", value)
@@ -194,7 +196,12 @@ def test_drivers_see_only_their_sessions_and_hosts_only_their_chargers(electra: 
         assert [c["charger_id"] for c in mine] == [w.charger_id]
         r = httpx.get(f"{url}/api/v1/host/earnings", headers=host, params={"owner": w.driver.address}, timeout=30)
         assert r.status_code == 403
-        r = httpx.get(f"{url}/api/v1/host/earnings", headers={"X-API-Key": w.operator_key}, params={"owner": w.host.address}, timeout=30)
+        r = httpx.get(
+            f"{url}/api/v1/host/earnings",
+            headers={"X-API-Key": w.operator_key},
+            params={"owner": w.host.address},
+            timeout=30,
+        )
         assert r.status_code == 200 and r.json()["owner"] == w.host.address
         r = httpx.get(f"{url}/api/v1/vehicles", headers=driver, timeout=30)
         assert [v["vehicle_id"] for v in r.json()["items"]] == [w.vehicle_id]

@@ -108,7 +108,8 @@ def create_app(
     ``siwe_domain`` is the domain sign-in messages must name (default: the request's Host)."""
     import time
 
-    from electra.api.routes import admin, auth, dao, events, host, ops, sessions, stations as station_routes, vehicles
+    from electra.api.routes import admin, auth, dao, events, host, ops, sessions, vehicles
+    from electra.api.routes import stations as station_routes
     from electra.payments.webhooks import WebhookReceiver, webhook_router
 
     ctx = ApiContext(
@@ -150,6 +151,7 @@ def create_app(
     from fastapi.routing import iter_route_contexts
 
     paths = {id(rc.original_route): str(rc.path) for rc in iter_route_contexts(app.routes)}
+    paths |= {id(rc.endpoint): str(rc.path) for rc in iter_route_contexts(app.routes) if rc.endpoint is not None}
     app.add_middleware(Observed, metrics=ctx.metrics, paths=paths)
     return app
 
@@ -213,10 +215,23 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     """The OpenAPI document, with every problem response under application/problem+json."""
     if app.openapi_schema is not None:
         return app.openapi_schema
+    from fastapi.routing import APIRoute, iter_route_contexts
+
+    from electra.api.deps import signed_in
+
     doc = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+    guarded = set()
+    for rc in iter_route_contexts(app.routes):
+        route = rc.original_route
+        if isinstance(route, APIRoute) and _depends_on(route.dependant, signed_in):
+            guarded |= {(m.lower(), str(rc.path)) for m in rc.methods or ()}
     ref = "#/components/schemas/ProblemPublic"
-    for operations in doc.get("paths", {}).values():
-        for op in operations.values():
+    for path, operations in doc.get("paths", {}).items():
+        for method, op in operations.items():
+            if "security" in op and (method, path) not in guarded:
+                op["security"] = [{}, *op["security"]]  # credentials are optional here
+            elif (method, path) in guarded:
+                op["security"] = [s for s in op.get("security", []) if s]
             for response in op.get("responses", {}).values():
                 content = response.get("content", {})
                 body = content.get("application/json")
@@ -224,3 +239,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                     content[PROBLEM] = content.pop("application/json")
     app.openapi_schema = doc
     return doc
+
+
+def _depends_on(dependant: Any, call: Any) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)

@@ -119,7 +119,7 @@ class NonceBook:
                 )
                 .values(used_at_ms=now)
             )
-            return done.rowcount == 1
+            return bool(done.rowcount == 1)  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------- signed-in sessions
@@ -178,7 +178,7 @@ class SessionBook:
                 .where(AuthSessionRecord.token_hash == token_hash, AuthSessionRecord.revoked_at_ms.is_(None))
                 .values(revoked_at_ms=now)
             )
-            return done.rowcount == 1
+            return bool(done.rowcount == 1)  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------- API keys
@@ -329,7 +329,9 @@ class Roles:
     Lists are cached ``ttl_s`` (a charger sold a moment ago may still be listed that long);
     :meth:`owns_vehicle` and :meth:`holds_charger` ask the chain each time."""
 
-    def __init__(self, electra: Callable[[], Electra | None], ttl_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, electra: Callable[[], Electra | None], ttl_s: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._electra = electra
         self.ttl_s = ttl_s
         self.clock = clock
@@ -366,7 +368,7 @@ class Roles:
             )
             return frozenset(int(lg["args"]["vehicleId"]) for lg in logs)
 
-        return self._cached(self._vehicles, address, load)
+        return frozenset(self._cached(self._vehicles, address, load))
 
     def holdings(self, address: str) -> dict[int, str]:
         """The charger NFTs the address holds now (token id to charger id): every token ever sent

@@ -24,7 +24,9 @@ from electra.payments.providers import PaymentProvider
 class ApiProblem(ElectraError):
     """An answer other than success, as a problem document: HTTP status and a stable code."""
 
-    def __init__(self, status: int, code: str, cause: str, fix: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, cause: str, fix: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(cause, fix)
         self.status = status
         self.code = code
@@ -106,7 +108,9 @@ class ApiContext:
         from electra.payments.topup import TopUpService
 
         wallet = self.wallet()
-        return self._once("topups", lambda: TopUpService(wallet.engine, wallet.electra, wallet=wallet, clock=self.clock))
+        return self._once(
+            "topups", lambda: TopUpService(wallet.engine, wallet.electra, wallet=wallet, clock=self.clock)
+        )
 
     def tariffs(self) -> Any:
         """The tariff book, bounded by what governance published (defaults without a deployment)."""

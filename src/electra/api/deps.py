@@ -68,18 +68,26 @@ async def authenticate(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> Principal:
-    presented = api_key or (bearer.credentials if bearer is not None else None)
+    raw = request.headers.get("authorization")
+    if raw is not None and bearer is None:
+        raise _unauthenticated("the Authorization header must be 'Bearer <session token or API key>'")
+    presented = [c for c in (api_key, bearer.credentials if bearer is not None else None) if c is not None]
     principal = ANONYMOUS
-    if presented:
-        try:
-            if presented.startswith(KEY_PREFIX):
-                principal = await run_in_threadpool(ctx.keys.principal, presented)
-            elif presented.startswith(TOKEN_PREFIX):
-                principal = await run_in_threadpool(ctx.sessions.principal, presented)
+    found: list[Principal] = []
+    try:
+        for credential in presented:  # every credential sent must hold, not just one of them
+            if credential.startswith(KEY_PREFIX):
+                found.append(await run_in_threadpool(ctx.keys.principal, credential))
+            elif credential.startswith(TOKEN_PREFIX):
+                found.append(await run_in_threadpool(ctx.sessions.principal, credential))
             else:
                 raise CredentialRejected("the credentials are neither a session token nor an API key")
-        except CredentialRejected as exc:
-            raise _unauthenticated(exc.cause) from exc
+    except CredentialRejected as exc:
+        raise _unauthenticated(exc.cause) from exc
+    if len(set(found)) > 1:
+        raise _unauthenticated("two different credentials were sent; send one")
+    if found:
+        principal = found[0]
     request.scope.setdefault("state", {})["principal"] = principal
     bucket = principal.rate_key or ("ip", request.client.host if request.client else "unknown")
     wait = ctx.limiter.take(*bucket)

@@ -77,7 +77,10 @@ class ApiMetrics:
             registry=self.registry,
         )
         self.rate_limited = Counter(
-            "electra_http_rate_limited", "Requests refused with 429, by bucket kind", ("bucket",), registry=self.registry
+            "electra_http_rate_limited",
+            "Requests refused with 429, by bucket kind",
+            ("bucket",),
+            registry=self.registry,
         )
         self.sse_streams = Gauge("electra_sse_streams", "Event streams open now", registry=self.registry)
         self.sse_dropped = Counter(
@@ -91,7 +94,9 @@ class ApiMetrics:
 class PlatformCollector(Collector):
     """The platform's state, read at scrape time from the store and the in-process central system."""
 
-    def __init__(self, engine: Engine | None, system: Callable[[], Any] | None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, engine: Engine | None, system: Callable[[], Any] | None, clock: Callable[[], float] = time.time
+    ) -> None:
         self.engine = engine
         self.system = system
         self.clock = clock
@@ -126,7 +131,9 @@ class PlatformCollector(Collector):
     def _store(self, engine: Engine) -> Iterator[Any]:
         now_ms = int(self.clock() * 1000)
         with engine.connect() as conn:
-            by_status = dict(conn.execute(select(SessionRecord.status, func.count()).group_by(SessionRecord.status)).all())
+            by_status = dict(
+                conn.execute(select(SessionRecord.status, func.count()).group_by(SessionRecord.status)).all()
+            )
             backlog = dict(
                 conn.execute(
                     select(SettlementRecord.status, func.count())
@@ -135,7 +142,9 @@ class PlatformCollector(Collector):
                 ).all()
             )
             oldest = conn.execute(
-                select(func.min(SettlementRecord.created_at_ms)).where(SettlementRecord.status.in_(("pending", "batched")))
+                select(func.min(SettlementRecord.created_at_ms)).where(
+                    SettlementRecord.status.in_(("pending", "batched"))
+                )
             ).scalar()
             anchored_seq = conn.execute(
                 select(func.max(AnchorBatchRecord.last_seq)).where(AnchorBatchRecord.status == "anchored")
@@ -203,7 +212,12 @@ class Observed:
         finally:
             elapsed = time.perf_counter() - started
             matched = scope.get("route")
-            route = self.paths.get(id(matched)) or getattr(matched, "path", None) or "unmatched"
+            route = (
+                self.paths.get(id(matched))
+                or self.paths.get(id(scope.get("endpoint")))
+                or getattr(matched, "path", None)
+                or "unmatched"
+            )
             method = scope.get("method", "")
             self.metrics.requests.labels(route, method, str(status)).inc()
             self.metrics.latency.labels(route, method).observe(elapsed)

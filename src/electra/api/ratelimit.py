@@ -78,7 +78,9 @@ class RateLimiter:
     def _sweep(self, now: float) -> None:
         """Drops buckets that have refilled to the full (nothing to remember of them)."""
         full = [
-            k for k, b in self._buckets.items() if b.tokens + (now - b.at) * self.rate_of(k[0]).per_minute / 60 >= self.rate_of(k[0]).burst
+            k
+            for k, b in self._buckets.items()
+            if b.tokens + (now - b.at) * self.rate_of(k[0]).per_minute / 60 >= self.rate_of(k[0]).burst
         ]
         for k in full:
             del self._buckets[k]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
@@ -168,9 +168,9 @@ class EarningsRepository:
     def by_charger(self, payee: str, chargers: Iterable[str] | None = None) -> list[ChargerEarnings]:
         """Settled sessions paid to ``payee``, summed per charger and asset (amounts are decimal
         text in the store, so the sums are done here, exactly)."""
-        q = select(SettlementRecord.charger_id, SettlementRecord.asset, SettlementRecord.amount, SettlementRecord.fee).where(
-            func.lower(SettlementRecord.payee) == payee.lower(), SettlementRecord.status == "settled"
-        )
+        q = select(
+            SettlementRecord.charger_id, SettlementRecord.asset, SettlementRecord.amount, SettlementRecord.fee
+        ).where(func.lower(SettlementRecord.payee) == payee.lower(), SettlementRecord.status == "settled")
         if chargers is not None:
             q = q.where(SettlementRecord.charger_id.in_(list(chargers)))
         sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])

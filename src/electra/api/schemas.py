@@ -188,7 +188,7 @@ class VehiclePublic(Schema):
 
 
 class OnboardingMessage(Schema):
-    vinHash: HexData  # noqa: N815 - the EIP-712 field's own name
+    vinHash: HexData
     owner: Address
     device: Address
     nonce: int = Field(ge=0, le=2**256 - 1)

@@ -39,9 +39,7 @@ _URI = re.compile(rf"^{_SCHEME}:[^\s]+$")
 _NONCE = re.compile(r"^[A-Za-z0-9]{8,64}$")
 _CHAIN_ID = re.compile(r"^[1-9][0-9]{0,19}$")
 _PCHAR = re.compile(r"^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})*$")
-_DATE_TIME = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
-)
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$")
 
 
 class SiweRejected(InvalidInput):
@@ -100,7 +98,9 @@ def _iso(t: dt.datetime) -> str:
 
 def _time(text: str, what: str) -> dt.datetime:
     if not _DATE_TIME.match(text):
-        raise SiweRejected("siwe-malformed", f"{what} {text!r} is not an RFC 3339 date-time", "e.g. 2026-01-01T12:00:00Z")
+        raise SiweRejected(
+            "siwe-malformed", f"{what} {text!r} is not an RFC 3339 date-time", "e.g. 2026-01-01T12:00:00Z"
+        )
     try:
         return dt.datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
     except ValueError as exc:
@@ -202,7 +202,9 @@ def parse(message: str) -> SiweMessage:
         issued_at=issued_at,
         scheme=head["scheme"],
         statement=statement,
-        expiration_time=_time(optional["Expiration Time"], "expiration-time") if "Expiration Time" in optional else None,
+        expiration_time=_time(optional["Expiration Time"], "expiration-time")
+        if "Expiration Time" in optional
+        else None,
         not_before=_time(optional["Not Before"], "not-before") if "Not Before" in optional else None,
         request_id=request_id,
         resources=tuple(resources),

@@ -75,7 +75,9 @@ def list_keys(
 
 @apikey_app.command("revoke")
 @handles_errors
-def revoke(key_id: Annotated[str, typer.Argument(help="The key's id (see `electra api-key list`).")], as_json: JsonOpt = False) -> None:
+def revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (see `electra api-key list`).")], as_json: JsonOpt = False
+) -> None:
     """Revokes a key at once."""
     book = _book()
     key = book.revoke(key_id)

@@ -17,7 +17,9 @@ KeyIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]
 
 
 @router.get("/api-keys", summary="API keys (never their secrets)")
-def api_keys(ctx: Ctx, _: Admin, all: Annotated[bool, Query(description="Also revoked and expired ones")] = False) -> list[ApiKeyPublic]:
+def api_keys(
+    ctx: Ctx, _: Admin, all: Annotated[bool, Query(description="Also revoked and expired ones")] = False
+) -> list[ApiKeyPublic]:
     now = int(ctx.clock() * 1000)
     return [ApiKeyPublic(**k.to_json(now)) for k in ctx.keys.list(include_inactive=all)]
 
@@ -25,7 +27,9 @@ def api_keys(ctx: Ctx, _: Admin, all: Annotated[bool, Query(description="Also re
 @router.delete("/api-keys/{key_id}", summary="Revokes an API key at once")
 def revoke_api_key(key_id: KeyIdPath, ctx: Ctx, caller: Admin) -> ApiKeyPublic:
     if key_id == caller.key_id:
-        raise ApiProblem(409, "own-key", "an admin may not revoke the key it calls with", "use `electra api-key revoke`")
+        raise ApiProblem(
+            409, "own-key", "an admin may not revoke the key it calls with", "use `electra api-key revoke`"
+        )
     try:
         key = ctx.keys.revoke(key_id)
     except InvalidInput as exc:

@@ -61,7 +61,9 @@ def proposals(e: Chain, page: Page) -> PageOf[ProposalPublic]:
     first = page.cursor or 0
     shown = everything[first : first + page.limit]
     more = first + page.limit < len(everything)
-    return PageOf[ProposalPublic](items=[_proposal_public(dao, p) for p in shown], next=str(first + page.limit) if more else None)
+    return PageOf[ProposalPublic](
+        items=[_proposal_public(dao, p) for p in shown], next=str(first + page.limit) if more else None
+    )
 
 
 @router.get("/proposals/{proposal_id}", summary="A proposal: state, votes, quorum, timelock eta, its calls")
@@ -80,7 +82,9 @@ def vote_instructions(
     caller: Caller,
     support: Annotated[str, Query(pattern="^(for|against|abstain)$")],
     reason: Annotated[str, Query(max_length=1000)] = "",
-    voter: Annotated[str | None, Query(pattern=r"^0x[0-9a-fA-F]{40}$", description="Default: the signed-in wallet")] = None,
+    voter: Annotated[
+        str | None, Query(pattern=r"^0x[0-9a-fA-F]{40}$", description="Default: the signed-in wallet")
+    ] = None,
 ) -> VoteInstructionsPublic:
     from eth_utils.address import to_checksum_address
 
@@ -154,6 +158,7 @@ def parameters(e: Chain) -> list[ParameterPublic]:
             value = _value(dao.parameter_value(p.name))
         except DeploymentMissing:
             value = None  # the deployment predates the contract that holds it
-        out.append(ParameterPublic(name=p.name, contract=p.contract, unit=p.unit, description=p.description, value=value))
+        out.append(
+            ParameterPublic(name=p.name, contract=p.contract, unit=p.unit, description=p.description, value=value)
+        )
     return out
-

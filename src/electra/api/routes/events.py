@@ -90,7 +90,9 @@ async def events(
     wanted = frozenset(t.strip() for t in topics.split(",") if t.strip()) if topics else TOPICS
     unknown = wanted - TOPICS
     if unknown:
-        raise ApiProblem(400, "topic-unknown", f"no topic {', '.join(sorted(unknown))}", f"topics: {', '.join(sorted(TOPICS))}")
+        raise ApiProblem(
+            400, "topic-unknown", f"no topic {', '.join(sorted(unknown))}", f"topics: {', '.join(sorted(TOPICS))}"
+        )
     if caller.kind == "anonymous" and not wanted <= PUBLIC_TOPICS:
         if topics:
             raise ApiProblem(401, "unauthenticated", "only charger.status is open to anonymous callers", "sign in")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from electra.api.auth import Principal
 from electra.api.context import ApiProblem
 from electra.api.deps import Chain, Ctx, OwnCharger, Page, SignedIn, Staff, Store
 from electra.api.repositories import EarningsRepository, utilization, wallet_history
@@ -16,13 +17,15 @@ from electra.api.schemas import (
     ChargerEarningsPublic,
     EarningsPublic,
     HostChargerPublic,
-    Page as PageOf,
     StakingPublic,
     TicketListPublic,
     TicketPublic,
     TierPublic,
     UtilizationPublic,
     WalletEventPublic,
+)
+from electra.api.schemas import (
+    Page as PageOf,
 )
 from electra.chain.bindings import Electra, StationRecord
 
@@ -43,17 +46,17 @@ def _charger(r: StationRecord) -> HostChargerPublic:
     )
 
 
-def _whose(caller: object, owner: str | None) -> str:
+def _whose(caller: Principal, owner: str | None) -> str:
     """The address whose things to show: a wallet's own; an operator's choice (required)."""
     from eth_utils.address import to_checksum_address
 
-    if getattr(caller, "staff", False):
+    if caller.staff:
         if owner is None:
             raise ApiProblem(400, "bad-request", "operators say whose with ?owner=0x...")
         return to_checksum_address(owner)
-    if owner is not None and owner.lower() != str(getattr(caller, "address", "")).lower():
+    if owner is not None and owner.lower() != str(caller.address).lower():
         raise ApiProblem(403, "not-yours", "a wallet sees only its own", "leave out owner")
-    return str(getattr(caller, "address"))
+    return str(caller.address)
 
 
 def _token_id(e: Electra, charger_id: str) -> int:
@@ -88,7 +91,12 @@ def earnings(ctx: Ctx, caller: SignedIn, page: Page, owner: OwnerQuery = None) -
     withdrawable = [AmountPublic(asset=a, amount=str(v)) for a, v in wallet.earnings(address).items()]
     by_charger = [
         ChargerEarningsPublic(
-            charger_id=x.charger_id, asset=x.asset, sessions=x.sessions, gross=str(x.gross), fee=str(x.fee), net=str(x.net)
+            charger_id=x.charger_id,
+            asset=x.asset,
+            sessions=x.sessions,
+            gross=str(x.gross),
+            fee=str(x.fee),
+            net=str(x.net),
         )
         for x in EarningsRepository(ctx.store()).by_charger(address)
     ]

@@ -89,7 +89,9 @@ async def _csms(ctx: Any) -> CheckPublic:
 )
 async def readyz(ctx: Ctx) -> Any:
     db, chain, csms = await asyncio.gather(
-        _timed("the database", _database(ctx)), _timed("the chain", _chain(ctx)), _timed("the central system", _csms(ctx))
+        _timed("the database", _database(ctx)),
+        _timed("the chain", _chain(ctx)),
+        _timed("the central system", _csms(ctx)),
     )
     checks = {"chain": chain, "database": db, "csms": csms}
     ready = all(c.ok for c in checks.values())

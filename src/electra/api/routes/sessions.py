@@ -17,6 +17,8 @@ from electra.api.repositories import ChargerRepository, SessionRepository
 from electra.api.routes import COMMON
 from electra.api.schemas import (
     Page as PageOf,
+)
+from electra.api.schemas import (
     ProgressPublic,
     ReceiptPublic,
     SessionCreate,
@@ -121,7 +123,9 @@ def _start_token(ctx: ApiContext, caller: Any, body: SessionCreate) -> str:
         raise ApiProblem(403, "not-your-vehicle", f"vehicle {vehicle_id} is not yours")
     token = ChargerRepository(engine).vehicle_token(vehicle_id)
     if token is None:
-        raise ApiProblem(409, "no-id-token", f"vehicle {vehicle_id} has no id token", "issue one: `electra ocpp token-issue`")
+        raise ApiProblem(
+            409, "no-id-token", f"vehicle {vehicle_id} has no id token", "issue one: `electra ocpp token-issue`"
+        )
     return token
 
 
@@ -136,7 +140,9 @@ async def start_session(ctx: Ctx, caller: SignedIn, body: SessionCreate) -> Any:
     since_ms = int(ctx.clock() * 1000)
     answer = await on_csms(ctx, lambda: ctx.commands.remote_start(body.charger_id, token, body.connector_id))
     if answer.get("status") != "Accepted":
-        raise ApiProblem(409, "charger-refused", f"{body.charger_id} answered the remote start with {answer.get('status')}")
+        raise ApiProblem(
+            409, "charger-refused", f"{body.charger_id} answered the remote start with {answer.get('status')}"
+        )
     repo = SessionRepository(ctx.store())
     row = None
     deadline = asyncio.get_running_loop().time() + body.wait_s
@@ -165,7 +171,9 @@ async def stop_session(grant: SessionAccess, ctx: Ctx) -> SessionStopPublic:
         raise ApiProblem(409, "session-not-active", f"session {row.id} is {row.status}")
     answer = await on_csms(ctx, lambda: ctx.commands.remote_stop(row.charger_id, row.transaction_uid))
     if answer.get("status") != "Accepted":
-        raise ApiProblem(409, "charger-refused", f"{row.charger_id} answered the remote stop with {answer.get('status')}")
+        raise ApiProblem(
+            409, "charger-refused", f"{row.charger_id} answered the remote stop with {answer.get('status')}"
+        )
     return SessionStopPublic(session_id=row.id, charger_answer=answer)
 
 
@@ -202,13 +210,17 @@ def progress(grant: SessionAccess, ctx: Ctx, engine: Store) -> ProgressPublic:
     )
 
 
-@router.get("/{session_id}/receipt", summary="The receipt: energy, tariff, cost lines, settlement transaction, record hash")
+@router.get(
+    "/{session_id}/receipt", summary="The receipt: energy, tariff, cost lines, settlement transaction, record hash"
+)
 def receipt(grant: SessionAccess, engine: Store) -> ReceiptPublic:
     from electra.chain.settlement import receipt_of
 
     data = receipt_of(engine, grant.row.id)
     if data is None:
-        raise ApiProblem(404, "receipt-not-ready", f"session {grant.row.id} has no bill yet", "a session is billed once it completes")
+        raise ApiProblem(
+            404, "receipt-not-ready", f"session {grant.row.id} has no bill yet", "a session is billed once it completes"
+        )
     return ReceiptPublic(**data)
 
 
@@ -226,7 +238,7 @@ async def session_proof(
 
     def work() -> dict[str, Any]:
         e = ctx.electra()
-        bundle = build_bundle(ctx.engine, e, session_id)
+        bundle = build_bundle(ctx.store(), e, session_id)
         body = bundle.to_json()
         if verify and e is not None:
             body["verification"] = verify_bundle(bundle, ctx.rpc_url or e.client.rpc_url).to_json()

@@ -34,7 +34,9 @@ router = APIRouter(prefix="/api/v1/stations", tags=["stations"], responses=COMMO
 def _token_id(e: Electra, charger_id: str) -> int:
     token_id = e.stations.token_id_of(charger_id)
     if token_id == 0:
-        raise ApiProblem(404, "charger-unknown", f"no charger {charger_id} is registered", "see /api/v1/stations/nearby")
+        raise ApiProblem(
+            404, "charger-unknown", f"no charger {charger_id} is registered", "see /api/v1/stations/nearby"
+        )
     return token_id
 
 
@@ -44,9 +46,13 @@ def stations_nearby(
     lat: Annotated[float, Query(ge=-90, le=90, description="Latitude, degrees")],
     lon: Annotated[float, Query(ge=-180, le=180, description="Longitude, degrees")],
     k: Annotated[int, Query(ge=1, le=100)] = 10,
-    connector: Annotated[str | None, Query(max_length=200, description="Any of these connectors, comma-separated")] = None,
+    connector: Annotated[
+        str | None, Query(max_length=200, description="Any of these connectors, comma-separated")
+    ] = None,
     min_power_kw: Annotated[int, Query(ge=0, le=10_000)] = 0,
-    max_price_per_wh: Annotated[int | None, Query(ge=0, le=10**30, description="Base units of the asset per Wh")] = None,
+    max_price_per_wh: Annotated[
+        int | None, Query(ge=0, le=10**30, description="Base units of the asset per Wh")
+    ] = None,
     available: Annotated[bool, Query(description="Only chargers with a connector Available now")] = False,
     public: Annotated[bool, Query(description="Only chargers leased to the public")] = False,
     radius_km: Annotated[float | None, Query(gt=0, le=20_000)] = None,
@@ -142,7 +148,12 @@ def status(charger_id: ChargerIdPath, ctx: Ctx, engine: Store) -> StationStatusP
     live = system.live.get(charger_id) if system is not None else None
     if state is None and live is None and not connectors:
         raise ApiProblem(404, "charger-unknown", f"the central system has never seen {charger_id}")
-    listed = [ConnectorPublic(connector_id=c.connector_id, status=c.status, error_code=c.error_code, updated_at_ms=c.updated_at_ms) for c in connectors]
+    listed = [
+        ConnectorPublic(
+            connector_id=c.connector_id, status=c.status, error_code=c.error_code, updated_at_ms=c.updated_at_ms
+        )
+        for c in connectors
+    ]
     return StationStatusPublic(
         charger_id=charger_id,
         connected=(live is not None) if system is not None else None,
@@ -180,7 +191,9 @@ def pricing_service(ctx: ApiContext) -> Any:
     return ctx._once("pricing", make)
 
 
-@router.get("/{charger_id}/price", summary="A charger's dynamic price for this hour, and why: forecast, multiplier, bounds")
+@router.get(
+    "/{charger_id}/price", summary="A charger's dynamic price for this hour, and why: forecast, multiplier, bounds"
+)
 async def station_price(charger_id: ChargerIdPath, ctx: Ctx) -> PricePublic:
     from electra.intelligence.service import UnknownCharger
 

@@ -18,7 +18,6 @@ from electra.api.schemas import (
     AssetSymbol,
     BalancePublic,
     DepositInstructionsPublic,
-    Page as PageOf,
     TopUpCreate,
     TopUpPublic,
     TxCallPublic,
@@ -26,6 +25,9 @@ from electra.api.schemas import (
     VehiclePublic,
     WalletEventPublic,
     WalletPublic,
+)
+from electra.api.schemas import (
+    Page as PageOf,
 )
 from electra.chain.bindings import Electra, VehicleRecord
 from electra.errors import ContractReverted, InvalidInput
@@ -58,7 +60,9 @@ def vehicles(ctx: Ctx, caller: SignedIn, e: Chain, page: Page) -> PageOf[Vehicle
         last = min(e.vehicles.total(), first + page.limit - 1)
         ids = list(range(first, last + 1))
         more = last < e.vehicles.total()
-        return PageOf[VehiclePublic](items=[_public(e.vehicles.vehicle(i)) for i in ids], next=str(last + 1) if more else None)
+        return PageOf[VehiclePublic](
+            items=[_public(e.vehicles.vehicle(i)) for i in ids], next=str(last + 1) if more else None
+        )
     assert caller.address is not None
     owned = sorted(v for v in ctx.roles.vehicles_of(caller.address) if page.cursor is None or v >= page.cursor)
     shown = owned[: page.limit]
@@ -78,7 +82,13 @@ def onboard(ctx: Ctx, caller: SignedIn, e: Chain, body: VehicleCreate) -> Vehicl
         if len(vin_hash) != 32:
             raise InvalidInput("vinHash must be 32 bytes", "keccak256 of the VIN")
         signed = {
-            "message": {"vinHash": vin_hash, "owner": m.owner, "device": m.device, "nonce": m.nonce, "deadline": m.deadline},
+            "message": {
+                "vinHash": vin_hash,
+                "owner": m.owner,
+                "device": m.device,
+                "nonce": m.nonce,
+                "deadline": m.deadline,
+            },
             "signature": body.signature,
         }
         vehicle_id, _ = e.vehicles.relay_onboarding(signed)
@@ -227,10 +237,11 @@ def set_alert(vehicle_id: OwnVehicle, asset: AssetSymbol, ctx: Ctx, body: AlertU
     return AlertPublic(**{k: v for k, v in a.to_json().items() if k != "changed"})
 
 
-@router.delete("/{vehicle_id}/wallet/alerts/{asset}", status_code=204, response_class=Response, summary="Removes an alert")
+@router.delete(
+    "/{vehicle_id}/wallet/alerts/{asset}", status_code=204, response_class=Response, summary="Removes an alert"
+)
 def remove_alert(vehicle_id: OwnVehicle, asset: AssetSymbol, ctx: Ctx) -> Response:
     w = _wallet(ctx, vehicle_id)
     if not w.remove_alert(vehicle_id, asset):
         raise ApiProblem(404, "alert-unknown", f"vehicle {vehicle_id} has no {asset} alert")
     return Response(status_code=204)
-
