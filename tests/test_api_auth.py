@@ -48,7 +48,6 @@ def test_sign_in_me_logout_and_the_nonce_is_single_use(electra: Electra, tmp_pat
         me = httpx.get(f"{url}/api/v1/auth/me", headers=bearer(signed["token"]), timeout=30).json()
         assert me["roles"] == ["driver"] and me["vehicles"] == [vehicle_id]
         stranger = Account.create()
-        forged = "0x" + bytes(stranger.sign_message(encode_defunct(text=message)).signature).hex()
         r = httpx.post(f"{url}/api/v1/auth/nonce", json={"address": driver.address}, timeout=10)
         fresh = r.json()["message"]
         forged = "0x" + bytes(stranger.sign_message(encode_defunct(text=fresh)).signature).hex()

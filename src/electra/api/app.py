@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import requests
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -136,12 +136,9 @@ def create_app(
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/v1/docs",
         redoc_url=None,
-        dependencies=[],
     )
     app.state.ctx = ctx
-    from fastapi import Depends
-
-    everyone = [Depends(authenticate)]
+    everyone = [Depends(authenticate)]  # who calls, and one request from their rate-limit bucket
     for module in (ops, auth, station_routes, vehicles, sessions, host, dao, events, admin):
         app.include_router(module.router, dependencies=everyone)
     receiver = WebhookReceiver(list(providers), _LazyTopUps(ctx))  # type: ignore[arg-type]
