@@ -152,7 +152,9 @@ def test_log_lines_are_json_with_request_ids_and_hold_no_token_or_key(electra: E
             httpx.get(f"{url}/api/v1/events", params={"access_token": token, "topics": "nope"}, timeout=30)
             httpx.get(f"{url}/api/v1/auth/me", headers=bearer(token + "x"), timeout=30)
     finally:
-        logging.getLogger("electra.api").removeHandler(handler)
+        api_log = logging.getLogger("electra.api")
+        api_log.removeHandler(handler)
+        api_log.propagate = True  # as it was: later tests' logs reach pytest again
     text = buffer.getvalue()
     records = [json.loads(line) for line in text.splitlines()]
     assert len(records) >= 6 and all(
