@@ -14,6 +14,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from electra.api.app import PROBLEM, create_app
+from electra.api.auth import ApiKeyBook
 from electra.domain.tariff import Tariff
 from electra.intelligence.history import simulate_fleet
 from electra.intelligence.maintenance import TicketStatus
@@ -140,10 +141,10 @@ def test_a_session_pays_the_quote_in_force_when_it_started(fleet_store: tuple[En
     assert json.loads(started_before.breakdown)["dynamic_price"] is False
 
 
-def _get(app: Any, url: str, **params: Any) -> httpx.Response:
+def _get(app: Any, url: str, headers: dict[str, str] | None = None, **params: Any) -> httpx.Response:
     async def go() -> httpx.Response:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://electra.test") as http:
-            return await http.get(url, params=params)
+            return await http.get(url, params=params, headers=headers)
 
     return asyncio.run(go())
 
@@ -168,22 +169,26 @@ def test_api_price_and_tickets(fleet_store: tuple[Engine, Any]) -> None:
     assert missing.json()["code"] == "charger-unknown"
 
     book = TicketBook(engine)
+    operator = {"X-API-Key": ApiKeyBook(engine).create("ops", "operator").secret}
+    assert _get(app, "/api/v1/maintenance/tickets").status_code == 401  # the network's tickets are for operators
     t1, _ = book.raise_for(cid, 900, ["faults"], clock.t_ms)
     t2, _ = book.raise_for("CP-X", 800, ["meter"], clock.t_ms)
     book.close(t2.id, "recalibrated", clock.t_ms + 1)
-    live = _get(app, "/api/v1/maintenance/tickets").json()
+    live = _get(app, "/api/v1/maintenance/tickets", headers=operator).json()
     assert [x["id"] for x in live["items"]] == [t1.id] and live["items"][0]["status"] == TicketStatus.OPEN.value
-    closed = _get(app, "/api/v1/maintenance/tickets", status="closed").json()
+    closed = _get(app, "/api/v1/maintenance/tickets", headers=operator, status="closed").json()
     assert [(x["id"], x["resolution"]) for x in closed["items"]] == [(t2.id, "recalibrated")]
-    assert _get(app, "/api/v1/maintenance/tickets", status="all", charger_id="CP-X").json()["count"] == 1
-    assert _get(app, "/api/v1/maintenance/tickets", status="bogus").status_code == 422
+    assert (
+        _get(app, "/api/v1/maintenance/tickets", headers=operator, status="all", charger_id="CP-X").json()["count"] == 1
+    )
+    assert _get(app, "/api/v1/maintenance/tickets", headers=operator, status="bogus").status_code == 422
 
     # no deployment known: the DAO's bounds cannot be read, so no price
     bare = create_app(engine, lambda: None)
     r = _get(bare, f"/api/v1/stations/{cid}/price")
     assert r.status_code == 503 and r.json()["code"] == "chain-unavailable"
     no_store = create_app(None, lambda: None)
-    assert _get(no_store, "/api/v1/maintenance/tickets").json()["code"] == "store-off"
+    assert _get(no_store, "/api/v1/maintenance/tickets").status_code == 401  # no store: no API keys either
     assert _get(no_store, f"/api/v1/stations/{cid}/price").status_code == 503
 
 

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     csms_port: int = Field(default=9000, ge=0, le=65535)
     api_host: str = Field(default="127.0.0.1", description="Where the REST API listens.")
     api_port: int = Field(default=8000, ge=0, le=65535, description="REST API port; 0 picks a free one.")
+    api_siwe_domain: str | None = Field(
+        default=None, description="The domain Sign-In with Ethereum messages must name; default: the request's Host."
+    )
+    api_log: Path | None = Field(
+        default=None, description="The REST API's JSON log lines; default <data_dir>/logs/api.jsonl; '-' is stderr."
+    )
     ocpp_security_profile: int = Field(
         default=1, ge=0, le=2, description="0: no auth (dev only), 1: Basic auth, 2: Basic auth over TLS."
     )

@@ -1,34 +1,56 @@
 """The REST API under ``/api/v1`` (FastAPI), served by `electra up` next to the central system.
 
-It serves what an outsider needs to check a bill: a session's proof bundle
-(docs/formats.md#proof-bundle), optionally with the server's own verification of it; discovery
-of nearby chargers; a charger's dynamic price for the hour and why; maintenance tickets
-(docs/intelligence.md). Errors are
-``application/problem+json`` with a stable ``code``. The OpenAPI document is at
-``/api/v1/openapi.json``. Chain calls block, so they run in the thread pool.
+Drivers, hosts, operators and auditors use it (docs/api.md): stations (nearby, details, tariff,
+live status, dynamic price), vehicles and their wallets, sessions (started and stopped through the
+central system's remote commands, live progress, receipts, proof bundles anyone can check), host
+views (chargers, earnings, utilization, staking, maintenance tickets), the DAO (proposals, state,
+vote instructions), live updates over Server-Sent Events, ``/healthz``, ``/readyz`` and Prometheus
+``/metrics``. A wallet signs in with Sign-In with Ethereum (EIP-4361, EIP-1271 for contract
+wallets); operators and integrations use API keys. Errors are ``application/problem+json`` with a
+stable ``code``. The OpenAPI document is at ``/api/v1/openapi.json``. Chain calls block, so they run
+in the thread pool, and a chain that does not answer is a 503 ``chain-unavailable``, never a 500.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import requests
-from fastapi import FastAPI, Path, Query
-from fastapi.concurrency import run_in_threadpool
+from fastapi import Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from web3.exceptions import Web3Exception
 
 from electra import __version__
+from electra.api.context import ApiContext, ApiProblem
+from electra.api.deps import authenticate
+from electra.api.observability import Observed
+from electra.api.ratelimit import RateLimiter, RateLimits
 from electra.chain.bindings import Electra
-from electra.discovery.index import Filters, StationIndex
-from electra.domain.station import parse_connectors
-from electra.errors import ChainError, DeploymentMissing, ElectraError, InvalidInput
+from electra.discovery.index import StationIndex
+from electra.errors import ChainError, ContractReverted, ElectraError, InvalidInput
+from electra.payments.events import EventBus
+from electra.payments.providers import PaymentProvider
 
 PROBLEM = "application/problem+json"
+LOG = logging.getLogger("electra.api")
 
 
-def problem(status: int, code: str, title: str, detail: str | None = None) -> JSONResponse:
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    headers: dict[str, str] | None = None,
+    request_id: str | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body: dict[str, Any] = {
         "type": f"https://electra.dev/problems/{code}",
         "title": title,
@@ -37,176 +59,184 @@ def problem(status: int, code: str, title: str, detail: str | None = None) -> JS
     }
     if detail:
         body["detail"] = detail
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+    if request_id:
+        body["request_id"] = request_id
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _request_id(request: Request) -> str | None:
+    state = request.scope.get("state") or {}
+    return state.get("request_id") if isinstance(state, dict) else None
+
+
+class _LazyTopUps:
+    """The top-up service for the webhook receiver, made when a webhook comes (it needs the chain)."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+
+    def handle(self, provider: str, event: Any) -> Any:
+        return self.ctx.topups().handle(provider, event)
 
 
 def create_app(
-    engine: Engine | None,
-    electra: Callable[[], Electra | None],
+    engine: Engine | None = None,
+    electra: Callable[[], Electra | None] = lambda: None,
     rpc_url: str | None = None,
     stations: Callable[[], StationIndex] | None = None,
     pricing: Callable[[], Any] | None = None,
+    *,
+    commands: Any = None,
+    system: Callable[[], Any] | None = None,
+    csms_address: tuple[str, int] | None = None,
+    csms_loop: Any = None,
+    bus: EventBus | None = None,
+    providers: Sequence[PaymentProvider] = (),
+    siwe_domain: str | None = None,
+    rate_limits: RateLimits | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> FastAPI:
     """The API over the platform's database. ``electra`` gives the chain bindings (None when no
     deployment is known); ``rpc_url`` is what the server verifies bundles against; ``stations``
-    gives the current discovery index (kept in step by a StationIndexer); ``pricing`` gives the
-    dynamic pricing service (default: one over this database and deployment, made on first use)."""
+    gives the current discovery index; ``pricing`` the dynamic pricing service (default: one over
+    this database and deployment, made on first use). With the central system in this process,
+    ``commands`` (electra.ocpp.commands.Commands) starts and stops sessions and ``system`` gives
+    the CentralSystem (live status, readiness, metrics); ``csms_loop`` is its event loop if it is
+    not the API's. ``bus`` carries live events (the session service and wallets publish on it);
+    ``providers`` are the fiat top-up providers whose webhooks arrive at /api/v1/webhooks/{name};
+    ``siwe_domain`` is the domain sign-in messages must name (default: the request's Host)."""
+    import time
+
+    from electra.api.routes import admin, auth, dao, events, host, ops, sessions, vehicles
+    from electra.api.routes import stations as station_routes
+    from electra.payments.webhooks import WebhookReceiver, webhook_router
+
+    ctx = ApiContext(
+        engine,
+        electra,
+        rpc_url=rpc_url,
+        stations=stations,
+        pricing=pricing,
+        commands=commands,
+        system=system,
+        csms_address=csms_address,
+        csms_loop=csms_loop,
+        bus=bus if bus is not None else EventBus(),
+        providers=tuple(providers),
+        siwe_domain=siwe_domain,
+        limiter=RateLimiter(rate_limits),
+        clock=clock or time.time,
+    )
+    ctx.metrics.watch(engine, system)
     app = FastAPI(
         title="Electra",
         version=__version__,
+        summary="EV charging settled on an EVM chain: stations, wallets, sessions, host views, the DAO.",
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
+    app.state.ctx = ctx
+    everyone = [Depends(authenticate)]  # who calls, and one request from their rate-limit bucket
+    for module in (ops, auth, station_routes, vehicles, sessions, host, dao, events, admin):
+        app.include_router(module.router, dependencies=everyone)
+    receiver = WebhookReceiver(list(providers), _LazyTopUps(ctx))  # type: ignore[arg-type]
+    app.include_router(webhook_router(receiver), prefix="/api/v1", include_in_schema=False, dependencies=everyone)
+    _handle_errors(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    from fastapi.routing import iter_route_contexts
 
-    @app.get("/healthz", tags=["ops"], summary="The process is up")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get(
-        "/api/v1/sessions/{session_id}/proof",
-        tags=["sessions"],
-        summary="A session's proof bundle: record, leaf, Merkle proof, anchor and signed meter data",
-        responses={404: {"description": "no record of this session"}, 503: {"description": "chain unavailable"}},
-    )
-    async def session_proof(
-        session_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
-        verify: Annotated[bool, Query(description="Also check the bundle against the chain here.")] = False,
-    ) -> Any:
-        from electra.proofs.builder import build_bundle
-        from electra.proofs.verifier import verify_bundle
-
-        def work() -> dict[str, Any]:
-            e = electra()
-            bundle = build_bundle(engine, e, session_id)
-            body = bundle.to_json()
-            if verify and e is not None:
-                body["verification"] = verify_bundle(bundle, rpc_url or e.client.rpc_url).to_json()
-            return body
-
-        try:
-            return await run_in_threadpool(work)
-        except InvalidInput as exc:
-            return problem(404, "session-not-recorded", exc.cause, exc.fix)
-        except ChainError as exc:
-            return problem(503, "chain-unavailable", exc.cause, exc.fix)
-        except requests.RequestException as exc:
-            return problem(503, "chain-unavailable", f"the chain RPC failed: {exc}", "retry when the chain is back")
-        except ElectraError as exc:
-            return problem(409, "log-inconsistent", exc.cause, exc.fix)
-
-    @app.get(
-        "/api/v1/stations/nearby",
-        tags=["stations"],
-        summary="The k best chargers near a position, with filters; each result says why it ranks there",
-        responses={400: {"description": "bad position or filter"}, 503: {"description": "index not ready"}},
-    )
-    def stations_nearby(
-        lat: Annotated[float, Query(ge=-90, le=90, description="Latitude, degrees")],
-        lon: Annotated[float, Query(ge=-180, le=180, description="Longitude, degrees")],
-        k: Annotated[int, Query(ge=1, le=100)] = 10,
-        connector: Annotated[str | None, Query(description="Any of these connectors, comma-separated")] = None,
-        min_power_kw: Annotated[int, Query(ge=0, le=10_000)] = 0,
-        max_price_per_wh: Annotated[int | None, Query(ge=0, description="Base units of the asset per Wh")] = None,
-        available: Annotated[bool, Query(description="Only chargers with a connector Available now")] = False,
-        public: Annotated[bool, Query(description="Only chargers leased to the public")] = False,
-        radius_km: Annotated[float | None, Query(gt=0, le=20_000)] = None,
-    ) -> Any:
-        if stations is None:
-            return problem(503, "discovery-off", "discovery is not running in this process")
-        try:
-            filters = Filters(
-                connector_mask=parse_connectors(connector.split(",")) if connector else 0,
-                min_power_w=min_power_kw * 1000,
-                max_price_per_wh=max_price_per_wh,
-                available_now=available,
-                public_only=public,
-                radius_m=None if radius_km is None else int(radius_km * 1000),
-            )
-            found = stations().nearby(round(lat * 1e6), round(lon * 1e6), k, filters)
-        except InvalidInput as exc:
-            return problem(400, "bad-query", exc.cause, exc.fix)
-        return {"count": len(found), "items": [f.to_json() for f in found]}
-
-    made: list[Any] = []
-
-    def pricing_service() -> Any:
-        if pricing is not None:
-            return pricing()
-        if not made:
-            from electra.intelligence.forecast import site_key
-            from electra.intelligence.service import pricing_for
-
-            e = electra()
-            if e is None:
-                raise DeploymentMissing("no Electra deployment is known", "deploy first: the DAO's bounds are on-chain")
-            sites = None
-            if stations is not None:
-
-                def sites() -> dict[str, str]:
-                    index = stations()
-                    listings = [x for x in map(index.get, index.token_ids()) if x is not None]
-                    return {x.charger_id: site_key(x.latitude_e6, x.longitude_e6) for x in listings}
-
-            made.append(pricing_for(engine, e, sites=sites))
-        return made[0]
-
-    @app.get(
-        "/api/v1/stations/{charger_id}/price",
-        tags=["stations"],
-        summary="A charger's dynamic price for this hour, and why: forecast, multiplier, bounds",
-        responses={
-            404: {"description": "the store knows nothing of this charger"},
-            503: {"description": "store or chain unavailable"},
-        },
-    )
-    async def station_price(charger_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Any:
-        from electra.intelligence.service import UnknownCharger
-
-        if engine is None:
-            return problem(503, "store-off", "this process has no database")
-
-        def work() -> dict[str, Any]:
-            q, published = pricing_service().quote(charger_id)
-            return {**q.to_json(), "published_now": published}
-
-        try:
-            return await run_in_threadpool(work)
-        except UnknownCharger as exc:
-            return problem(404, "charger-unknown", exc.cause, exc.fix)
-        except ChainError as exc:
-            return problem(503, "chain-unavailable", exc.cause, exc.fix)
-        except requests.RequestException as exc:
-            return problem(503, "chain-unavailable", f"the chain RPC failed: {exc}", "retry when the chain is back")
-        except ElectraError as exc:
-            return problem(409, "pricing-refused", exc.cause, exc.fix)
-
-    @app.get(
-        "/api/v1/maintenance/tickets",
-        tags=["maintenance"],
-        summary="Maintenance tickets, the riskiest live ones first",
-        responses={503: {"description": "store unavailable"}},
-    )
-    def maintenance_tickets(
-        status: Annotated[
-            str, Query(pattern="^(live|open|scheduled|closed|all)$", description="live = open or scheduled")
-        ] = "live",
-        charger_id: Annotated[str | None, Query(max_length=64)] = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    ) -> Any:
-        from electra.intelligence.maintenance import TicketStatus
-        from electra.intelligence.store import TicketBook
-
-        if engine is None:
-            return problem(503, "store-off", "this process has no database")
-        wanted: list[TicketStatus] | None
-        if status == "all":
-            wanted = None
-        elif status == "live":
-            wanted = [TicketStatus.OPEN, TicketStatus.SCHEDULED]
-        else:
-            wanted = [TicketStatus(status)]
-        tickets = TicketBook(engine).list(wanted, charger_id, limit)
-        return {"count": len(tickets), "items": [t.to_json() for t in tickets]}
-
+    paths = {id(rc.original_route): str(rc.path) for rc in iter_route_contexts(app.routes)}
+    paths |= {id(rc.endpoint): str(rc.path) for rc in iter_route_contexts(app.routes) if rc.endpoint is not None}
+    app.add_middleware(Observed, metrics=ctx.metrics, paths=paths)
     return app
+
+
+def _handle_errors(app: FastAPI) -> None:
+    @app.exception_handler(ApiProblem)
+    async def on_problem(request: Request, exc: ApiProblem) -> JSONResponse:
+        return problem(exc.status, exc.code, exc.cause, exc.fix, exc.headers, _request_id(request))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+        return problem(
+            422,
+            "invalid-request",
+            "the request does not match the API's schema",
+            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)[:1000],
+            request_id=_request_id(request),
+            errors=jsonable_encoder(errors),
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        return problem(exc.status_code, code, str(exc.detail), request_id=_request_id(request))
+
+    @app.exception_handler(ContractReverted)
+    async def on_reverted(request: Request, exc: ContractReverted) -> JSONResponse:
+        return problem(409, "contract-refused", exc.cause, exc.fix, request_id=_request_id(request))
+
+    def unavailable(request: Request, cause: str, fix: str | None) -> JSONResponse:
+        return problem(503, "chain-unavailable", cause, fix, {"Retry-After": "5"}, _request_id(request))
+
+    @app.exception_handler(ChainError)
+    async def on_chain(request: Request, exc: ChainError) -> JSONResponse:
+        return unavailable(request, exc.cause, exc.fix)
+
+    @app.exception_handler(requests.RequestException)
+    async def on_rpc(request: Request, exc: requests.RequestException) -> JSONResponse:
+        return unavailable(request, f"the chain RPC failed: {type(exc).__name__}", "retry when the chain is back")
+
+    @app.exception_handler(Web3Exception)
+    async def on_web3(request: Request, exc: Web3Exception) -> JSONResponse:
+        return unavailable(request, f"the chain answered what Electra cannot read: {type(exc).__name__}", "retry later")
+
+    @app.exception_handler(InvalidInput)
+    async def on_input(request: Request, exc: InvalidInput) -> JSONResponse:
+        return problem(400, "bad-request", exc.cause, exc.fix, request_id=_request_id(request))
+
+    @app.exception_handler(ElectraError)
+    async def on_electra(request: Request, exc: ElectraError) -> JSONResponse:
+        return problem(409, "refused", exc.cause, exc.fix, request_id=_request_id(request))
+
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, exc: Exception) -> JSONResponse:
+        LOG.error("unhandled error", exc_info=exc, extra={"request_id": _request_id(request)})
+        return problem(500, "internal", "an unexpected error; it is logged", request_id=_request_id(request))
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with every problem response under application/problem+json."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    from fastapi.routing import APIRoute, iter_route_contexts
+
+    from electra.api.deps import signed_in
+
+    doc = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+    guarded = set()
+    for rc in iter_route_contexts(app.routes):
+        route = rc.original_route
+        if isinstance(route, APIRoute) and _depends_on(route.dependant, signed_in):
+            guarded |= {(m.lower(), str(rc.path)) for m in rc.methods or ()}
+    ref = "#/components/schemas/ProblemPublic"
+    for path, operations in doc.get("paths", {}).items():
+        for method, op in operations.items():
+            if "security" in op and (method, path) not in guarded:
+                op["security"] = [{}, *op["security"]]  # credentials are optional here
+            elif (method, path) in guarded:
+                op["security"] = [s for s in op.get("security", []) if s]
+            for response in op.get("responses", {}).values():
+                content = response.get("content", {})
+                body = content.get("application/json")
+                if body is not None and body.get("schema", {}).get("$ref") == ref:
+                    content[PROBLEM] = content.pop("application/json")
+    app.openapi_schema = doc
+    return doc
+
+
+def _depends_on(dependant: Any, call: Any) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)

@@ -204,6 +204,7 @@ class Tracked:
     signed_texts: dict[tuple[int, int], str] = field(default_factory=dict)
     meter_data: str | None = None
     meter_data_detail: str | None = None
+    vehicle_id: int | None = None  # whose token started it (for live updates)
 
     def meter_failed(self, detail: str) -> None:
         """Flags the session for meter data that failed verification (the first reason is kept)."""
@@ -267,6 +268,9 @@ class SessionService:
         self._log_lock = threading.Lock()
         self._log_buffer: list[LogEvent] | None = None
         self._log_flushed: asyncio.Future[object] | None = None
+        # Live updates (the API's event stream): called with a topic and its data once a change is
+        # committed, on the event loop; None: nobody listens (electra.payments.events.EventBus.publish).
+        self.publish: Callable[[str, dict[str, object]], object] | None = None
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -325,6 +329,11 @@ class SessionService:
                 "updated_at_ms": now,
             },
         )
+        if self.publish is not None:
+            self.publish(
+                "charger.status",
+                {"charger_id": charger_id, "connector_id": connector_id, "status": status, "error_code": error},
+            )
 
     # -- transactions ----------------------------------------------------------------------------
 
@@ -411,7 +420,9 @@ class SessionService:
                 if meter_start_wh is not None
                 else None
             )
-            t = Tracked(db_id, final_uid, charger_id, connector_id, id_token, timestamp_ms, state)
+            t = Tracked(
+                db_id, final_uid, charger_id, connector_id, id_token, timestamp_ms, state, vehicle_id=token.vehicle_id
+            )
             if begin is not None and check is not None:
                 _keep_check(t, begin, check)
                 if failure is not None:
@@ -427,6 +438,19 @@ class SessionService:
             "transaction_uid": printable(final_uid, 64),
         }
         await self._settle_log(self._log([LogEvent(charger_id, EventType.STARTED, db_id, timestamp_ms, data)]))
+        if self.publish is not None and not duplicate:
+            self.publish(
+                "session.started",
+                {
+                    "session_id": db_id,
+                    "charger_id": charger_id,
+                    "connector_id": connector_id,
+                    "vehicle_id": token.vehicle_id,
+                    "token_status": token.status,
+                    "started_at_ms": timestamp_ms,
+                    "meter_start_wh": meter_start_wh,
+                },
+            )
         return StartResult(db_id, final_uid, token, duplicate)
 
     async def tracked(self, charger_id: str, uid: str) -> Tracked | None:
@@ -461,6 +485,19 @@ class SessionService:
         if seq_no is not None:
             writes.append(self._seq_write(t, seq_no, "Updated"))
         await self._settle(t, writes)
+        if self.publish is not None and rows and t.state is not None:
+            last = t.state.readings[-1]
+            self.publish(
+                "session.progress",
+                {
+                    "session_id": t.db_id,
+                    "charger_id": charger_id,
+                    "vehicle_id": t.vehicle_id,
+                    "energy_wh": t.state.energy_wh,
+                    "register_wh": last.register_wh,
+                    "at_ms": last.timestamp_ms,
+                },
+            )
         return len(rows)
 
     async def stop(
@@ -525,6 +562,20 @@ class SessionService:
             self.active.pop((charger_id, uid), None)
         if applied.outcome is Outcome.REJECTED:
             LOG.warning("%s: stop of %s rejected: %s", charger_id, uid, applied.detail)
+        elif applied.outcome is Outcome.APPLIED and self.publish is not None:
+            self.publish(
+                "session.stopped",
+                {
+                    "session_id": t.db_id,
+                    "charger_id": charger_id,
+                    "vehicle_id": t.vehicle_id,
+                    "energy_wh": t.state.energy_wh,
+                    "billable_wh": t.state.billable_energy_wh,
+                    "stopped_at_ms": timestamp_ms,
+                    "reason": t.state.stop_reason,
+                    "flags": sorted(f.value for f in t.state.flags),
+                },
+            )
         return StopResult(
             t.db_id, applied.outcome, t.state.energy_wh, t.state.billable_energy_wh, frozenset(t.state.flags)
         )
@@ -731,7 +782,9 @@ def load_tracked(engine: Engine, charger_id: str, uid: str) -> Tracked | None:
             state = state.apply(Stopped(row.stopped_at_ms, row.meter_stop_wh, row.stop_reason or "Local")).session
         stored_flags = {Flag(f) for f in row.flags.split(",") if f}
         state = replace(state, flags=state.flags | stored_flags)
-    t = Tracked(row.id, uid, charger_id, row.connector_id, row.id_token, row.started_at_ms, state)
+    t = Tracked(
+        row.id, uid, charger_id, row.connector_id, row.id_token, row.started_at_ms, state, vehicle_id=row.vehicle_id
+    )
     t.meter_data, t.meter_data_detail = row.meter_data, row.meter_data_detail
     for r in readings:
         key = (r.timestamp_ms, r.register_wh)

@@ -19,6 +19,7 @@ from electra.chain.deploy import load_deployment, manifest_path
 from electra.chain.devchain import DevChain
 from electra.chain.governance import wiring_calls
 from electra.cli import common
+from electra.cli.apikey import apikey_app
 from electra.cli.common import JsonOpt, console, emit, handles_errors, kv_table
 from electra.cli.dao import dao_app
 from electra.cli.find import find as find_command
@@ -59,6 +60,7 @@ app.add_typer(pricing_app, name="pricing")
 app.add_typer(maintenance_app, name="maintenance")
 app.add_typer(site_app, name="site")
 app.add_typer(stake_app, name="stake")
+app.add_typer(apikey_app, name="api-key")
 app.command("verify")(verify_command)
 app.command("audit")(audit_command)
 app.command("find")(find_command)
@@ -228,10 +230,14 @@ async def _serve_platform(platform: Any, demo: bool) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    payments = _payments(system)
+    from electra.payments.events import EventBus
+
+    bus = EventBus()  # live updates: sessions and wallets publish, the API's event stream reads
+    system.store.sessions.publish = bus.publish
+    payments = _payments(system, bus)
     await system.start()
     console.print(f"OCPP central system on {system.url}{{charge_point_id}}", highlight=False)
-    api_server, api_task = await _start_api(system)
+    api_server, api_task = await _start_api(system, bus)
     balance_task = _start_balancer(system, stop)
     fleet_task = await _start_demo(system, stop, payments) if demo else None
     settle_task = asyncio.create_task(_settle_forever(payments, stop)) if payments is not None else None
@@ -279,28 +285,63 @@ def _station_indexer(system: Any) -> Any:
     return StationIndexer.for_electra(e, system.store.engine, max_age_s=5.0)
 
 
-async def _start_api(system: Any) -> tuple[Any, asyncio.Task[None]]:
-    """The REST API (electra.api) on api_host:api_port, in this event loop."""
+async def _start_api(system: Any, bus: Any = None) -> tuple[Any, asyncio.Task[None]]:
+    """The REST API (electra.api) on api_host:api_port, in this event loop, with the central
+    system's commands, the live event bus and the sandbox top-up provider; JSON logs to
+    ELECTRA_API_LOG (default <data_dir>/logs/api.jsonl)."""
+    import sys
+
     import uvicorn
 
     from electra.api.app import create_app
+    from electra.api.observability import install_json_logs
     from electra.errors import DeploymentMissing
+    from electra.ocpp.commands import Commands
+    from electra.payments.providers import SandboxProvider, load_or_create_secret
+
+    known: list[Any] = []
 
     def bindings() -> Any:
+        # Connecting checks the chain id with an RPC call: once per process, not once per request.
+        if known:
+            return known[0]
         try:
-            return common.electra()
+            known.append(common.electra())
         except DeploymentMissing:
             return None
+        return known[0]
 
     s = common.settings()
     indexer = _station_indexer(system)
+    log_path = s.api_log or s.data_dir / "logs" / "api.jsonl"
+    if str(log_path) == "-":
+        install_json_logs(sys.stderr)
+    else:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        install_json_logs(log_path.open("a", buffering=1))
+    sandbox = SandboxProvider(load_or_create_secret(s.data_dir / "payments" / "sandbox.secret"))
     api = create_app(
         system.store.engine,
         bindings,
         s.effective_rpc_url,
         stations=(lambda: indexer.fresh()) if indexer is not None else None,
+        commands=Commands(system),
+        system=lambda: system,
+        bus=bus,
+        providers=[sandbox],
+        siwe_domain=s.api_siwe_domain,
     )
-    server = uvicorn.Server(uvicorn.Config(api, host=s.api_host, port=s.api_port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            api,
+            host=s.api_host,
+            port=s.api_port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,  # the API writes its own JSON lines, without query strings
+            timeout_graceful_shutdown=5,  # open event streams must not hold up Ctrl-C
+        )
+    )
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # the platform owns the signals
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():
@@ -316,14 +357,14 @@ async def _start_api(system: Any) -> tuple[Any, asyncio.Task[None]]:
     return server, task
 
 
-def _payments(system: Any) -> Any:
+def _payments(system: Any, bus: Any = None) -> Any:
     """The payment side on this deployment (None before PaymentHub was deployed): the gate admits
     vehicles at Authorize/Start, the settlement worker settles what they charged."""
     from electra.errors import DeploymentMissing
     from electra.payments.service import payments_for
 
     try:
-        payments = payments_for(common.electra(), system.store.engine, max_age_s=SETTLE_AGE_S)
+        payments = payments_for(common.electra(), system.store.engine, max_age_s=SETTLE_AGE_S, bus=bus)
     except DeploymentMissing as exc:
         console.print(f"[yellow]payments off: {exc.one_line()}[/]")
         return None

@@ -506,3 +506,52 @@ class PriceQuoteRecord(Base):
     multiplier_bps: Mapped[int] = mapped_column(Integer, nullable=False)
     quote: Mapped[str] = mapped_column(Text, nullable=False)  # JSON: PriceQuote.to_json()
     created_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+# -- api ------------------------------------------------------------------------------------------
+# Sign-In with Ethereum and API keys (electra.api, docs/api.md). Secrets are never stored: a
+# bearer token or an API key secret is kept as its SHA-256 (both are 256-bit random values, so a
+# slow hash would add nothing but latency to every request).
+
+
+class AuthNonceRecord(Base):
+    """A nonce the server handed out for an EIP-4361 message: used at most once, before it expires."""
+
+    __tablename__ = "auth_nonces"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    issued_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    expires_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    used_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class AuthSessionRecord(Base):
+    """A signed-in address's bearer token (its SHA-256), until it expires or is logged out."""
+
+    __tablename__ = "auth_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(String(42), nullable=False, index=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    wallet: Mapped[str] = mapped_column(String(16), nullable=False)  # eoa | erc1271
+    nonce: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    expires_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    revoked_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class ApiKeyRecord(Base):
+    """An operator's or an integration's API key: ``elk_<key_id>_<secret>``; only the secret's
+    SHA-256 is kept. A rotated key keeps working until ``expires_at_ms``."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)  # operator | admin
+    secret_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    expires_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    revoked_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_used_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    replaced_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
