@@ -58,6 +58,10 @@ def create_app(
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
+    from electra.api.web import static_files, web_router  # the web app: pages, /static, /api/v1/web
+
+    app.include_router(web_router(engine, electra, stations))
+    app.mount("/static", static_files(), name="static")
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")
     def healthz() -> dict[str, str]:
