@@ -232,12 +232,27 @@ def web_router(
                 "contracts": dict(e.deployment.addresses),
                 "assets": {s: {"address": a.address, "decimals": a.decimals} for s, a in wallet.assets.items()},
                 "connectors": list(CONNECTOR_ALIASES),
+                "connector_bits": {name: int(bit) for name, bit in CONNECTOR_ALIASES.items()},
                 "ocpp_versions": list(OCPP_ALIASES),
                 "features": {
                     "siwe": "/api/v1/auth/nonce" in paths and "/api/v1/auth/siwe" in paths,
                     "events": "/api/v1/events" in paths,
                     "discovery": stations is not None,
                 },
+            }
+
+        return _answer(work)
+
+    @router.get(f"{PREFIX}/accounts/{{address}}", tags=["web"], summary="An account: checksummed, ETH, ELC and votes")
+    def account(address: Address) -> Any:
+        def work() -> dict[str, Any]:
+            e, who = chain(), checksum_account(address)
+            elc, votes = e.token.balance_of(who), e.token.votes(who)
+            return {
+                "address": who,
+                "eth_wei": str(e.client.w3.eth.get_balance(who)),
+                "elc": {"base_units": str(elc), "amount": format_units(elc, 18)},
+                "votes": {"base_units": str(votes), "amount": format_units(votes, 18)},
             }
 
         return _answer(work)
