@@ -66,7 +66,7 @@ function renderVehicles() {
   box.replaceChildren(
     el(
       "div",
-      { class: "table-wrap" },
+      { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Scrollable table" },
       el(
         "table",
         {},
@@ -316,7 +316,7 @@ async function loadReceipts() {
   $("#receipts").replaceChildren(
     el(
       "div",
-      { class: "table-wrap" },
+      { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Scrollable table" },
       el(
         "table",
         {},
@@ -406,7 +406,7 @@ async function loadHistory() {
   $("#history").replaceChildren(
     el(
       "div",
-      { class: "table-wrap" },
+      { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Scrollable table" },
       el(
         "table",
         {},

@@ -33,7 +33,7 @@ function renderChargers() {
   box.replaceChildren(
     el(
       "div",
-      { class: "table-wrap" },
+      { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Scrollable table" },
       el(
         "table",
         {},
