@@ -518,3 +518,36 @@ def test_sign_in_with_ethereum_when_the_api_offers_it(browser: Browser, platform
     assert "Bearer session-token-1" in authorized
     watch.check()
     ctx.close()
+
+
+# ---------------------------------------------------------------- who may change what
+
+
+def test_a_change_needs_the_holders_signature_once(platform: Platform) -> None:
+    """The routes behind the pages, without a browser: only the charger's holder may set its
+    tariff, only with their own signature, and a signed action works once."""
+    charger = platform.fleet_chargers[1]
+    tariff = {"charger_id": charger, "asset": "EUSD", "per_kwh": "0.41"}
+    url = f"{platform.url}/api/v1/web/actions"
+    refused = httpx.post(url, json={"kind": "tariff", "account": platform.driver.address, "params": tariff})
+    assert refused.status_code == 403 and refused.json()["code"] == "action-refused"
+    too_high = httpx.post(
+        url, json={"kind": "tariff", "account": platform.host.address, "params": {**tariff, "per_kwh": "2.5"}}
+    )
+    assert too_high.status_code == 400 and "above the DAO's bound" in too_high.json()["title"]
+    action = httpx.post(url, json={"kind": "tariff", "account": platform.host.address, "params": tariff}).json()
+    assert action["statement"].startswith(f"Set the tariff of {charger}: 0.41 EUSD per kWh")
+
+    def signed(who: Any) -> str:
+        return "0x" + who.sign_message(encode_defunct(text=action["message"])).signature.hex()
+
+    wrong = httpx.post(f"{url}/{action['nonce']}", json={"signature": signed(platform.driver)})
+    assert wrong.status_code == 403
+    assert TariffBook(platform.engine).get(charger).energy_price_per_wh != 410
+    done = httpx.post(f"{url}/{action['nonce']}", json={"signature": signed(platform.host)})
+    assert done.status_code == 200 and done.json()["result"]["tariff"]["per_kwh"] == "0.41"
+    assert TariffBook(platform.engine).get(charger).energy_price_per_wh == 410
+    again = httpx.post(f"{url}/{action['nonce']}", json={"signature": signed(platform.host)})
+    assert again.status_code == 410 and again.json()["code"] == "action-unknown"
+    stop = httpx.post(url, json={"kind": "stop", "account": platform.host.address, "params": {"session_id": 10**9}})
+    assert stop.status_code == 404

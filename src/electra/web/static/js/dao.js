@@ -20,15 +20,15 @@ function renderPower() {
       el("dt", {}, "Votes"), el("dd", { id: "my-votes" }, elc(a.votes)),
       el("dt", {}, "Delegated to"), el("dd", { class: "mono" }, a.delegate === "0x0000000000000000000000000000000000000000" ? "nobody yet" : a.delegate),
     ),
-    noVotes
-      ? el("button", { type: "button", id: "delegate-button", onclick: delegate }, "Vote with my own ELC (delegate to myself)")
-      : null,
+    ...(noVotes
+      ? [el("button", { type: "button", id: "delegate-button", onclick: delegate }, "Vote with my own ELC (delegate to myself)")]
+      : []),
   );
 }
 
 function renderParams() {
   const rows = overview.parameters.map((p) =>
-    el("tr", {}, el("th", { scope: "row" }, p.name), el("td", { class: "mono" }, p.shown ?? "–"), el("td", {}, p.unit), el("td", {}, p.description)),
+    el("tr", {}, el("th", { scope: "row" }, p.name), el("td", { class: "mono" }, p.kind === "amount" && p.value !== null ? `${elc(p.value)} (${p.shown})` : p.shown ?? "–"), el("td", {}, p.unit), el("td", {}, p.description)),
   );
   $("#params").replaceChildren(
     el(
