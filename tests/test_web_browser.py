@@ -377,6 +377,15 @@ def test_host_registers_a_charger_sets_tariff_and_lease_and_sees_earnings(browse
     assert shown, "the history's sessions make some hours busy"
     assert sorted(shown) == sorted(round(p / 10) for row in u["permille"] for p in row if p)
     expect(page.locator("#stake-info")).to_contain_text("Staking tiers")
+    page.get_by_label("Amount (ELC)").fill("1000")
+    page.get_by_label("Action", exact=True).select_option("stake")
+    page.get_by_role("button", name="Send with wallet").click()
+    expect(page.locator("#stake-message")).to_contain_text("Staking updated on-chain", timeout=60_000)
+    staked = e.stations.token_id_of(busiest)
+    assert e.staking.position(staked, platform.host.address).bonded == 1_000 * 10**18
+    assert e.staking.tier_of(staked).tier == 1
+    assert wallet.methods().count("eth_sendTransaction") == 3  # the registration, an approval, the stake
+    expect(page.locator(f"#charger-{busiest}")).to_contain_text("tier 1 (1000 ELC)")
     shot(page, "host")
     watch.check()
     ctx.close()

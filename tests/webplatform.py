@@ -43,6 +43,7 @@ from electra.store.session_log import SessionLog
 
 HISTORY_SEED, LIVE_SEED, DRIVER_SEED = 23, 41, 97
 VEHICLE_DEPOSIT, VEHICLE_MAX_CHARGE = 200 * 10**6, 40 * 10**6  # EUSD base units
+HOST_ELC = 5_000 * 10**18
 
 
 @dataclass
@@ -109,6 +110,8 @@ class PlatformThread(threading.Thread):
             summary = await fleet.run(flush_timeout_s=3)
             assert summary.errors == [] and summary.sessions_completed >= 3, summary.to_json()
             await asyncio.to_thread(_work, payments, anchoring, [])
+            # ELC for the host to stake with (the operator holds the genesis supply).
+            await asyncio.to_thread(e.token.transfer, self.host.address, HOST_ELC)
             # The driver's own vehicle: onboarded by its device key, owned by the driver, no money yet.
             driver_vehicle = build_scenario(DRIVER_SEED, 1, 1, prefix="WEBD").vehicles[0]
             signed = e.vehicles.sign_onboarding(
