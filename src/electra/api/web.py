@@ -12,6 +12,7 @@ Errors are ``application/problem+json`` like the rest of the API.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
@@ -344,8 +345,6 @@ def web_router(
         summary="Start a charge: submit the signed authorization, then ask the charger to start (OCPP remote start)",
     )
     async def charge_start(body: ChargeStart) -> Any:
-        import asyncio
-
         async def work() -> dict[str, Any]:
             ops_ = operations()
             authorization_id, vehicle_id, token = await asyncio.to_thread(ops_.submit_authorization, body.authorization)
