@@ -4,7 +4,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PY := .venv/bin/python
 export UV_LINK_MODE ?= copy
 
-.PHONY: run test test-all soak bench bench-quick gas settlement-gas anchor-gas compile lint deps py-deps npm-deps pg-deps clean-data
+.PHONY: run test test-all test-web soak bench bench-quick gas settlement-gas anchor-gas compile lint deps py-deps npm-deps web-vendor pg-deps browser-deps clean-data
 
 ## Install uv if missing, then the locked Python and npm dependencies.
 deps: py-deps npm-deps
@@ -20,7 +20,12 @@ node_modules/.electra-installed: package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-npm-deps: node_modules/.electra-installed
+npm-deps: node_modules/.electra-installed web-vendor
+
+## The web app's browser assets (leaflet, world-atlas, chart.js, ...), copied from node_modules into
+## src/electra/web/static/vendor/. The copies are committed, so a Python-only install serves them too.
+web-vendor: node_modules/.electra-installed
+	node src/electra/web/vendor.js
 
 ## PostgreSQL server binaries for the store tests, from Debian's package, only if none are installed.
 ## The tests start a throwaway cluster of their own (tests/pgserver.py), never the package's one on 5432.
@@ -31,13 +36,25 @@ pg-deps:
 		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
 	fi
 
+## Debian's chromium for the browser tests (Playwright drives it; its own browser download cannot work here).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "browser-deps: no /usr/bin/chromium; installing Debian's chromium package"; \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
+
 ## Run the platform on its embedded defaults (anvil dev chain + SQLite under ./.electra).
 run: deps
 	$(UV) run --frozen electra up
 
 ## The whole test suite, minus the slow soak/load runs.
-test: deps pg-deps
+test: deps pg-deps browser-deps
 	$(UV) run --frozen pytest -m "not slow" -q
+
+## Only the browser tests of the web app (screenshots in test-artifacts/screenshots/).
+test-web: deps browser-deps
+	$(UV) run --frozen pytest tests/test_web_browser.py tests/test_web_assets.py -q
 
 ## The slow runs: the pytest runs marked slow, then a 30-minute soak of the whole platform
 ## (memory over time, errors, settlement and anchor lag; docs/benchmarks.md#soak, docs/img/soak_memory.png).

@@ -46,6 +46,32 @@ SESSION = only("driver", "host", "operator", "admin")
 
 # (method, path) -> expected per role, and how to call it: query, body (per role), stream
 MATRIX: dict[tuple[str, str], dict[str, Any]] = {
+    # The web app's pages and routes (electra.api.web): public; every change they make is authorized
+    # by the wallet's own signature (docs/web.md), not by an API role.
+    ("GET", "/"): EVERYONE,
+    ("GET", "/driver"): EVERYONE,
+    ("GET", "/host"): EVERYONE,
+    ("GET", "/dao"): EVERYONE,
+    ("GET", "/api/v1/web/config"): EVERYONE,
+    ("GET", "/api/v1/web/accounts/{address}"): EVERYONE,
+    ("GET", "/api/v1/web/drivers/{address}"): EVERYONE,
+    ("GET", "/api/v1/web/vehicles/{vehicle_id}/sessions"): EVERYONE,
+    ("GET", "/api/v1/web/vehicles/{vehicle_id}/history"): EVERYONE,
+    ("GET", "/api/v1/web/sessions/{session_id}"): EVERYONE,
+    ("POST", "/api/v1/web/charges/authorization"): EVERYONE,
+    ("POST", "/api/v1/web/charges"): EVERYONE,
+    ("POST", "/api/v1/web/actions"): EVERYONE,
+    ("POST", "/api/v1/web/actions/{nonce}"): EVERYONE,
+    ("GET", "/api/v1/web/hosts/{address}"): EVERYONE,
+    ("GET", "/api/v1/web/hosts/{address}/earnings"): EVERYONE,
+    ("GET", "/api/v1/web/chargers/{charger_id}/utilization"): EVERYONE,
+    ("POST", "/api/v1/web/stations/registration"): EVERYONE,
+    ("POST", "/api/v1/web/staking/transactions"): EVERYONE,
+    ("GET", "/api/v1/web/dao"): EVERYONE,
+    ("POST", "/api/v1/web/dao/proposals"): EVERYONE,
+    ("POST", "/api/v1/web/dao/votes"): EVERYONE,
+    ("POST", "/api/v1/web/dao/steps"): EVERYONE,
+    ("POST", "/api/v1/web/dao/delegation"): EVERYONE,
     ("GET", "/api/v1/openapi.json"): EVERYONE,
     ("GET", "/api/v1/docs"): EVERYONE,
     ("GET", "/docs/oauth2-redirect"): EVERYONE,
@@ -135,6 +161,8 @@ def test_every_route_against_every_role(electra: Electra, tmp_path: Path) -> Non
         "key_id": "0" * 16,
         "asset": "EUSD",
         "provider": "sandbox",
+        "address": w.driver.address,
+        "nonce": "0" * 32,
     }
     with serve(app) as url:
         tokens = {

@@ -143,6 +143,10 @@ def create_app(
         app.include_router(module.router, dependencies=everyone)
     receiver = WebhookReceiver(list(providers), _LazyTopUps(ctx))  # type: ignore[arg-type]
     app.include_router(webhook_router(receiver), prefix="/api/v1", include_in_schema=False, dependencies=everyone)
+    from electra.api.web import static_files, web_router  # the web app: pages, /static, /api/v1/web
+
+    app.include_router(web_router(engine, electra, stations), dependencies=everyone)
+    app.mount("/static", static_files(), name="static")
     _handle_errors(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     from fastapi.routing import iter_route_contexts

@@ -1,0 +1,107 @@
+"""The web app's pure parts: utilization by hour of the week, and signed actions (the message,
+one-time nonces, expiry, who signed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from hypothesis import given
+from hypothesis import strategies as st
+
+from electra.domain.utilization import HOUR_MS, HOURS_PER_WEEK, hour_of_week, weekly_occupancy
+from electra.errors import InvalidInput
+from electra.web.actions import ActionBook, ActionRefused, ActionUnknown, action_message
+
+MONDAY = int(dt.datetime(2026, 1, 5, tzinfo=dt.UTC).timestamp() * 1000)  # a Monday, 00:00 UTC
+WEEK_MS = HOURS_PER_WEEK * HOUR_MS
+
+
+def test_hour_of_week_counts_from_monday_midnight_utc() -> None:
+    assert hour_of_week(MONDAY) == 0
+    assert hour_of_week(MONDAY + HOUR_MS - 1) == 0
+    assert hour_of_week(MONDAY + 8 * HOUR_MS + 30 * 60_000) == 8
+    assert hour_of_week(MONDAY + 6 * 24 * HOUR_MS + 23 * HOUR_MS) == 167  # Sunday 23:00
+    assert hour_of_week(MONDAY + WEEK_MS) == 0
+    assert hour_of_week(0) == 72  # the epoch was a Thursday
+
+
+def test_ninety_minutes_over_three_mondays_at_two_connectors_is_a_quarter() -> None:
+    at_eight = MONDAY + 8 * HOUR_MS
+    busy = [(at_eight, at_eight + 60 * 60_000), (at_eight + WEEK_MS, at_eight + WEEK_MS + 30 * 60_000)]
+    occ = weekly_occupancy(busy, MONDAY, MONDAY + 3 * WEEK_MS, connectors=2)
+    p = occ.permille()
+    assert p[8] == 250  # 90 busy minutes of 3 x 2 connector-hours
+    assert sum(p) == 250
+    assert occ.by_day()[0][8] == 250 and len(occ.by_day()) == 7
+
+
+def test_a_session_across_hours_and_the_window_edges_is_split_and_clipped() -> None:
+    start = MONDAY + 10 * HOUR_MS + 45 * 60_000  # 10:45 to 12:15
+    occ = weekly_occupancy([(start, start + 90 * 60_000)], MONDAY + 11 * HOUR_MS, MONDAY + 12 * HOUR_MS, 1)
+    assert occ.busy_ms[10] == 0 and occ.busy_ms[12] == 0, "clipped to the window"
+    assert occ.permille()[11] == 1000
+    with pytest.raises(InvalidInput):
+        weekly_occupancy([], MONDAY, MONDAY + HOUR_MS, connectors=0)
+    with pytest.raises(InvalidInput):
+        weekly_occupancy([], MONDAY + HOUR_MS, MONDAY, connectors=1)
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 2 * WEEK_MS), st.integers(0, 10 * HOUR_MS)), max_size=20),
+    st.integers(1, 4),
+)
+def test_busy_time_is_conserved_and_never_above_what_was_observable(spans: list[tuple[int, int]], n: int) -> None:
+    window = (MONDAY, MONDAY + 2 * WEEK_MS)
+    busy = [(MONDAY + a, MONDAY + a + d) for a, d in spans]
+    occ = weekly_occupancy(busy, *window, connectors=n)
+    clipped = sum(max(0, min(b, window[1]) - max(a, window[0])) for a, b in busy)
+    assert sum(occ.busy_ms) == clipped
+    assert sum(occ.observed_ms) == 2 * WEEK_MS * n
+    assert all(0 <= p <= 1000 for p in occ.permille())
+
+
+def _sign(account: object, message: str) -> str:
+    return "0x" + account.sign_message(encode_defunct(text=message)).signature.hex()  # type: ignore[attr-defined]
+
+
+def test_an_action_is_done_once_and_only_with_the_accounts_signature() -> None:
+    holder, other = Account.create(), Account.create()
+    nonces = iter(["a" * 32, "b" * 32])
+    book = ActionBook(clock=lambda: 1_767_600_000, new_nonce=lambda: next(nonces))
+    action = book.issue("127.0.0.1:8000", "tariff", holder.address.lower(), {"charger_id": "CP-1"}, "Set it.")
+    assert action.account == holder.address  # checksummed
+    assert action.message == action_message(
+        "127.0.0.1:8000", "Set it.", holder.address, "tariff", "a" * 32, action.expires_at
+    )
+    assert action.message.startswith("127.0.0.1:8000 asks you to confirm an Electra action.\n\nSet it.\n\n")
+    assert f"Account: {holder.address}\nAction: tariff\nNonce: {'a' * 32}\nExpires At: 2026-01-05T" in action.message
+    with pytest.raises(ActionRefused, match="signed by"):
+        book.take(action.nonce, _sign(other, action.message))
+    with pytest.raises(ActionRefused):
+        book.take(action.nonce, _sign(holder, action.message + " changed"))
+    assert book.take(action.nonce, _sign(holder, action.message)) == action
+    with pytest.raises(ActionUnknown):
+        book.take(action.nonce, _sign(holder, action.message))  # used once
+    with pytest.raises(InvalidInput):
+        book.take(action.nonce, "0x1234")
+
+
+def test_an_action_expires_and_unknown_kinds_and_accounts_are_refused() -> None:
+    now = [1_767_600_000.0]
+    holder = Account.create()
+    book = ActionBook(clock=lambda: now[0], lifetime_s=300)
+    action = book.issue("h", "topup", holder.address, {}, "Top up.")
+    now[0] += 301
+    with pytest.raises(ActionUnknown):
+        book.take(action.nonce, _sign(holder, action.message))
+    with pytest.raises(InvalidInput):
+        book.issue("h", "mint", holder.address, {}, "x")
+    with pytest.raises(InvalidInput):
+        book.issue("h", "topup", "not-an-address", {}, "x")
+    small = ActionBook(max_pending=1)
+    small.issue("h", "stop", holder.address, {}, "Stop.")
+    with pytest.raises(ActionRefused):
+        small.issue("h", "stop", holder.address, {}, "Stop again.")
