@@ -212,16 +212,20 @@ export const wallet = {
   async signIn() {
     const cfg = await config();
     if (!cfg.features.siwe) return false;
-    const { nonce } = await api("/api/v1/auth/nonce");
-    const message = siweMessage({
-      domain: location.host,
-      address: this.account,
-      statement: "Sign in to Electra to charge, host and vote.",
-      uri: location.origin,
-      chainId: cfg.chain_id,
-      nonce,
-      issuedAt: new Date().toISOString(),
-    });
+    const statement = "Sign in to Electra to charge, host and vote.";
+    // The server hands out a single-use nonce and, given the address, the exact message to sign.
+    const n = await api("/api/v1/auth/nonce", { method: "POST", body: { address: this.account, statement } });
+    const message =
+      n.message ||
+      siweMessage({
+        domain: n.domain || location.host,
+        address: this.account,
+        statement,
+        uri: n.uri || location.origin,
+        chainId: n.chain_id || cfg.chain_id,
+        nonce: n.nonce,
+        issuedAt: n.issued_at || new Date().toISOString(),
+      });
     const signature = await this.personalSign(message);
     const answer = await api("/api/v1/auth/siwe", { method: "POST", body: { message, signature } });
     const token = answer && (answer.token || answer.access_token);

@@ -180,7 +180,7 @@ async function renderStake(c) {
 }
 
 async function renderTickets(chargerId) {
-  const { items } = await api(`/api/v1/maintenance/tickets?status=all&charger_id=${encodeURIComponent(chargerId)}&limit=20`);
+  const { items } = await api(`/api/v1/host/chargers/${encodeURIComponent(chargerId)}/tickets`);
   $("#tickets").replaceChildren(
     items.length
       ? el(
