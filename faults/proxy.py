@@ -56,6 +56,7 @@ class CuttableProxy:
 
     def stop(self) -> None:
         self._call(self._cut())
+        self._call(self._cancel_all())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
@@ -64,6 +65,12 @@ class CuttableProxy:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)
 
     # -- on the proxy's loop ----------------------------------------------------------------------
+
+    async def _cancel_all(self) -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _listen(self) -> None:
         if self._server is None:
