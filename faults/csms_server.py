@@ -20,6 +20,7 @@ import resource
 import signal
 import sys
 
+from electra.errors import ElectraError
 from electra.ocpp.directory import ChargerAdmission, StaticChargerDirectory
 from electra.ocpp.gateway import CentralSystem, CsmsStore, GcPolicy
 
@@ -78,7 +79,11 @@ def main() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="LOG %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(args))
+    try:
+        asyncio.run(serve(args))
+    except ElectraError as exc:  # like the CLI: one line with the cause and the fix, exit 1
+        print(f"ERROR {exc.one_line()}", flush=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

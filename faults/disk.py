@@ -1,11 +1,11 @@
-"""The data directory fills up, then turns read-only, under a running central system: its store is
-a SQLite file on a 2 MiB tmpfs mounted for the scenario (root can mount; the scenario says so and
-fails if it cannot).
+"""The data directory fills up under a running central system, then is read-only at a start: its
+store is a SQLite file on a 2 MiB tmpfs mounted for the scenario (root can mount; the scenario
+says so and fails if it cannot).
 
-Checked: the writes that cannot be made are refused with a CALLERROR, and the central system says
-why in one line (disk full; read-only) and keeps running; once space is freed it stores again;
-nothing it answered is missing and the database passes SQLite's integrity check afterwards; and
-`electra ocpp sessions` on a read-only data directory exits with one line naming the cause."""
+Checked: the writes that cannot be made are refused with a CALLERROR, the central system says why
+in one line and keeps running, and once space is freed it stores again; on the read-only directory
+the central system and the CLI stop with one line naming the cause; nothing that was answered is
+missing and the database passes SQLite's integrity check afterwards."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from websockets.asyncio.client import connect
 from faults.harness import Child, FaultSetupError, Report, children, env_for, free_port, python
 
 CHARGER = "BENCH-000000"
-FILLER_BYTES = 600 * 1024
+FILLER_BYTES = 1024 * 1024
 
 
 def mount(where: Path, *options: str) -> None:
@@ -63,7 +63,7 @@ async def send_until(url: str, first: int, stop_on_error: bool, limit: int) -> t
 def run(report: Report, workdir: Path) -> None:
     data = workdir / "data"
     data.mkdir()
-    mount(data, "-t", "tmpfs", "-o", "size=2m")
+    mount(data, "-t", "tmpfs", "-o", "size=2m", "tmpfs")
     try:
         _run(report, data)
     finally:
@@ -88,25 +88,42 @@ def _run(report: Report, data: Path) -> None:
             f"{len(stored):,} MeterValues stored until the disk was full ({os.statvfs(data).f_bfree} blocks free); "
             f"then {errors[0][2] if errors else 'no error'}"
         )
-        full_line = next((line for line in csms.lines if "disk is full" in line), "")
+        full_line = next((line for line in csms.lines if "not stored:" in line and "disk is full" in line), "")
         report.check("a write on the full disk got a CALLERROR", bool(errors) and errors[0][2] == "InternalError")
-        report.check("the central system said why in one line", bool(full_line), full_line[:150])
+        report.check("the central system said why in one line", bool(full_line), full_line[:160])
         report.check("no traceback for it", not any(line.startswith("Traceback") for line in csms.lines))
         (data / "filler").unlink()
-        more, errors_after = asyncio.run(send_until(ws_url, 100_000, False, 50))
-        report.equal("after space was freed, calls are stored again", (len(more), errors_after), (50, []))
-        mount(data, "-o", "remount,ro")
-        ro_ok, ro_errors = asyncio.run(send_until(ws_url, 200_000, False, 5))
-        ro_line = next((line for line in csms.lines if "read-only" in line or "write to the disk failed" in line), "")
-        report.check(
-            "with the data directory read-only, writes get CALLERRORs",
-            not ro_ok and len(ro_errors) == 5,
-            f"{len(ro_errors)} CALLERRORs",
-        )
-        report.check("and the central system names the cause in one line", bool(ro_line), ro_line[:150])
+        more, errors_after = asyncio.run(send_until(ws_url, 100_000, False, 20))
+        report.equal("after space was freed, calls are stored again", (len(more), errors_after), (20, []))
         report.check("the central system is still running", csms.proc.poll() is None)
         csms.stop()
-        mount(data, "-o", "remount,rw")
+    # A file system cannot turn read-only under open files for writing (the kernel refuses the
+    # remount): what an operator meets is a start on a read-only data directory.
+    mount(data, "-o", "remount,ro")
+    with children() as kids:
+        again = Child(
+            python("faults.csms_server", "--db", url, "--port", str(free_port()), "--bench-chargers", "1"), name="csms"
+        )
+        kids.append(again)
+        code = again.proc.wait(120)
+        said = [line for line in again.lines if line.strip()]
+    report.check(
+        "the central system on a read-only data directory: exit 1 and one line with the cause",
+        code == 1 and len(said) == 1 and "read-only" in said[0],
+        f"exit {code}: {said[0][:160] if said else ''}",
+    )
+    for what, db_url in (("its store", url), ("a new store", f"sqlite:///{data}/fresh/electra.db")):
+        env = env_for({"ELECTRA_DB_URL": db_url, "ELECTRA_DATA_DIR": str(data)})
+        cli = subprocess.run(
+            python("electra.cli.main", "ocpp", "sessions"), env=env, capture_output=True, text=True, timeout=120
+        )
+        out = (cli.stdout + cli.stderr).strip()
+        report.check(
+            f"`electra ocpp sessions` on {what} in a read-only data directory: exit 1, one line with the cause",
+            cli.returncode == 1 and len(out.splitlines()) == 1 and "read-only" in out.lower(),
+            out[:160],
+        )
+    mount(data, "-o", "remount,rw")
     con = sqlite3.connect(db)
     try:
         integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
@@ -119,15 +136,4 @@ def _run(report: Report, data: Path) -> None:
         "every call answered with a CALLRESULT is in the store",
         answered <= logged,
         f"{len(answered & logged):,}/{len(answered):,}",
-    )
-    mount(data, "-o", "remount,ro")
-    env = env_for({"ELECTRA_DB_URL": f"sqlite:///{data}/fresh/electra.db", "ELECTRA_DATA_DIR": str(data)})
-    cli = subprocess.run(
-        python("electra.cli.main", "ocpp", "sessions"), env=env, capture_output=True, text=True, timeout=120
-    )
-    said = (cli.stdout + cli.stderr).strip()
-    report.check(
-        "`electra ocpp sessions` on a read-only data directory: exit 1, one line with the cause",
-        cli.returncode == 1 and len(said.splitlines()) == 1 and "read-only" in said.lower(),
-        said[:160],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic import command
@@ -39,7 +40,7 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def store_error(exc: BaseException, where: str = "the database") -> StoreError | None:
+def store_error(exc: BaseException, where: str = "the database", path: str | None = None) -> StoreError | None:
     """What a driver's failure means for the operator, as one of the :class:`StoreError` kinds
     with a cause and a fix; None for a failure that is none of them (a constraint, a bug).
 
@@ -47,7 +48,8 @@ def store_error(exc: BaseException, where: str = "the database") -> StoreError |
     database`` (a read-only file, directory or mount) and ``disk I/O error`` (the write itself
     failed, e.g. the file system went read-only under it); ``database is locked`` is another writer
     holding it too long. PostgreSQL's operational errors (refused, closed, shut down, too many
-    connections) mean the server is not there for us right now."""
+    connections) mean the server is not there for us right now. ``path`` (a SQLite file) lets
+    ``unable to open database file`` say whether its directory is read-only."""
     if isinstance(exc, StoreError):
         return exc
     if not isinstance(exc, DBAPIError):
@@ -60,6 +62,11 @@ def store_error(exc: BaseException, where: str = "the database") -> StoreError |
         return StoreReadOnly(
             f"{where} cannot be written: it or its directory is read-only ({text})",
             "make the data directory (ELECTRA_DATA_DIR) and the database file writable",
+        )
+    if "unable to open database file" in low and path and _read_only_dir(Path(path).parent):
+        return StoreReadOnly(
+            f"{where} cannot be opened: its directory {Path(path).parent} is read-only ({text})",
+            "make the data directory (ELECTRA_DATA_DIR) writable: SQLite writes its journal beside the file",
         )
     if "disk i/o error" in low:
         return StoreError(
@@ -74,6 +81,13 @@ def store_error(exc: BaseException, where: str = "the database") -> StoreError |
     return None
 
 
+def _read_only_dir(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY) or not os.access(folder, os.W_OK)
+    except OSError:
+        return False
+
+
 def migrate(engine: Engine) -> None:
     """Brings the schema to the newest Alembic revision."""
     cfg = Config()
@@ -83,7 +97,8 @@ def migrate(engine: Engine) -> None:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
     except OperationalError as exc:
-        known = store_error(exc, f"the database {engine.url.render_as_string(hide_password=True)}")
+        sqlite_file = engine.url.database if engine.dialect.name == "sqlite" else None
+        known = store_error(exc, f"the database {engine.url.render_as_string(hide_password=True)}", sqlite_file)
         if known is not None and not isinstance(known, StoreUnavailable):
             raise known from exc
         raise ConfigError(
