@@ -127,10 +127,11 @@ def run(report: Report, workdir: Path) -> None:
             "its held writes went through once the database was back", bool(back), back[0][:120] if back else ""
         )
         report.did(
-            f"{len(failed_calls)} calls answered InternalError after {HOLD_S} s of retries "
-            "(the chargers send those again)"
+            f"{len(failed_calls)} calls answered InternalError (reads that found no database, or writes still "
+            f"failing after the {HOLD_S} s hold); the chargers send those again"
         )
         truth = [(c.charger_id, tx) for c in fleet.chargers for tx in c.sessions]
+        engine.dispose()  # its pooled connections died with the server
         with Session(engine) as s:
             stored = {(r.charger_id, r.started_at_ms): r for r in s.scalars(select(SessionRecord))}
             logged_calls = Counter(

@@ -46,7 +46,7 @@ class Storm(loadgen.Worker):
         self.rounds: dict[str, int] = {}
         self.phase = loadgen.Phase("storm")
 
-    async def boot(self, c: StormCharger, ph: loadgen.Phase) -> bool:
+    async def connect_and_boot(self, c: StormCharger, ph: loadgen.Phase) -> bool:
         c.ws = await connect(
             self.url + c.cid,
             subprotocols=["ocpp1.6"],  # type: ignore[list-item]
@@ -71,7 +71,7 @@ class Storm(loadgen.Worker):
         async with sem:
             for attempt in range(5):
                 try:
-                    if await self.boot(c, self.boot):
+                    if await self.connect_and_boot(c, self.boot):
                         return
                 except (OSError, InvalidHandshake, TimeoutError) as exc:
                     self.connect.error(f"connect {type(exc).__name__}")
@@ -88,7 +88,7 @@ class Storm(loadgen.Worker):
         backoff = 0.5
         while True:
             try:
-                if await self.boot(c, self.phase):
+                if await self.connect_and_boot(c, self.phase):
                     return
             except (OSError, InvalidHandshake, TimeoutError, ConnectionClosed) as exc:
                 kind = type(exc).__name__
