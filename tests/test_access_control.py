@@ -18,6 +18,8 @@ from electra.chain.keys import dev_account
 from electra.domain.station import StationSpec
 from electra.domain.vehicle import vin_hash
 
+pytestmark = pytest.mark.security
+
 HOST, OWNER = dev_account(1), dev_account(4)
 
 # Errors that say "not you": OpenZeppelin's and Electra's own.

@@ -23,6 +23,8 @@ from electra.domain.station import StationSpec
 from electra.domain.vehicle import vin_hash
 from tests.test_payment_hub import as_timelock
 
+pytestmark = pytest.mark.security
+
 ME = dev_account(0)
 
 

@@ -11,6 +11,7 @@ claimed bits are the model's. The distributor is a fresh one over a plain mintab
 from __future__ import annotations
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
@@ -19,6 +20,8 @@ from electra.chain.keys import dev_account
 from electra.chain.rewards import RewardsBinding
 from electra.domain.rewards import RewardClaim, RewardEpoch
 from electra.errors import ContractReverted
+
+pytestmark = pytest.mark.security
 
 ACCOUNTS = tuple(dev_account(i).address for i in (1, 2, 3, 4))
 RELAYERS = (dev_account(5), dev_account(6))

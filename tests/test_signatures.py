@@ -27,6 +27,8 @@ from electra.errors import ContractReverted, InvalidInput
 from electra.payments.authorizations import AuthorizationBook
 from electra.store.db import make_engine, migrate
 
+pytestmark = pytest.mark.security
+
 HOST, OWNER, RELAYER = dev_account(1), dev_account(4), dev_account(5)
 OTHER_CONTRACT = "0x" + "42" * 20
 _n = itertools.count(1)
