@@ -175,3 +175,34 @@ def test_reverted_anchors_are_detected_and_anchored_once_again(
     again = worker.run_once(force=True)
     assert (again.reorged, again.anchored, again.recovered) == (0, 0, 0)
     assert not [b for b in log.batches() if b.status == BUILT]
+
+
+def test_a_transaction_behind_a_nonce_gap_waits_for_the_one_before_it(
+    world: World, anchors: SessionAnchorBinding
+) -> None:
+    """Two transactions of the operator undone together: the later one (an anchor) cannot be mined
+    before the earlier one (a settlement). Resolved first, it is sent and reported as waiting,
+    without holding the account's lock; once the settlement worker resends the earlier one, both
+    are mined, and each is recorded once."""
+    from tests.test_anchoring import log_records
+
+    txs = _session_ready(world, 2)
+    log = SessionLog(world.store.engine)
+    log_records(log, 2, charger="CP-GAP-1")
+    anchoring = AnchorWorker(log, anchors, max_batch=10, max_age_s=3600)
+    client = world.electra.client
+    snap = client.rpc("evm_snapshot")
+    assert world.payments.worker.run_once(force=True).settled == 2  # nonce n
+    assert anchoring.run_once(force=True).anchored == 1  # nonce n + 1 (the biller's 2 records too)
+    assert client.rpc("evm_revert", snap) is True
+
+    first = anchoring.run_once(force=True)
+    assert first.reorged == 1 and len(first.errors) == 1 and "waits for nonce" in first.errors[0]
+    assert anchors.anchor_count() == 0 and [b.status for b in log.batches()] == ["submitted"]
+    settled = world.payments.worker.run_once(force=True)
+    assert (settled.reorged, settled.settled, settled.errors) == (1, 2, [])
+    assert all(world.electra.payments.is_settled(t) for t in txs)
+    second = anchoring.run_once(force=True)
+    assert (second.recovered, second.errors) == (1, [])
+    assert anchors.anchor_count() == 1 and [b.status for b in log.batches()] == [ANCHORED]
+    assert wallet_events(world.store.engine, "charge") == 2
