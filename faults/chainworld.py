@@ -173,11 +173,6 @@ class Workers:
         reports = [r for t, r in self.settle_reports + self.anchor_reports if t0 <= t <= t1]  # type: ignore[operator]
         return sum(len(r.errors) for r in reports)
 
-    def total(self, what: str) -> int:
-        return sum(getattr(r, what) for _, r in self.settle_reports) + sum(
-            getattr(r, what, 0) for _, r in self.anchor_reports if what != "settled"
-        )
-
 
 def backlog(world: ChainWorld) -> dict[str, int]:
     """What is still to do on-chain: completed sessions not billed, billed not settled, records not anchored."""

@@ -100,6 +100,7 @@ def run(report: Report, workdir: Path) -> None:
                 while sum(1 for c in fleet.chargers for tx in c.sessions if tx.start_acked) < n // 4:
                     await asyncio.sleep(0.2)
                 events["stopped"] = time.monotonic()
+                events["acked_at_stop"] = sum(1 for c in fleet.chargers for tx in c.sessions if tx.start_acked)
                 await asyncio.to_thread(pg.stop_hard)
                 await asyncio.sleep(down_s)
                 events["alive_while_down"] = float(csms.proc.poll() is None)
@@ -112,8 +113,8 @@ def run(report: Report, workdir: Path) -> None:
             alive_at_end = csms.proc.poll() is None
             logged = list(csms.lines)
         report.did(
-            f"PostgreSQL stopped hard with {sum(1 for c in fleet.chargers for tx in c.sessions if tx.start_acked)} "
-            f"sessions acknowledged so far, down for {events['started'] - events['stopped']:.1f} s, then started again"
+            f"PostgreSQL stopped hard with {events['acked_at_stop']:.0f} sessions started so far, "
+            f"down for {events['started'] - events['stopped']:.1f} s, then started again"
         )
         held = [line for line in logged if "holding" in line and "retrying" in line]
         back = [line for line in logged if "answers again" in line]

@@ -159,7 +159,3 @@ def children() -> Iterator[list[Child]]:
 
 def python(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
-
-
-def count(values: Any) -> str:
-    return f"{values:,}"

@@ -155,7 +155,8 @@ class GroupCommitWriter:
             waited = time.monotonic() - started
             if not again:
                 if self.unavailable_since is not None:
-                    LOG.warning("the store answers again after %.1f s; held writes committed", waited)
+                    down = time.monotonic() - self.unavailable_since
+                    LOG.warning("the store answers again after %.1f s; held writes committed", down)
                     self.unavailable_since = None
                 return outcomes
             if waited >= self.retry_for_s or self._closing:
