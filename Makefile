@@ -44,7 +44,7 @@ soak: deps pg-deps
 	$(UV) run --frozen pytest -m slow -q
 
 ## The fault suite (faults/): SIGKILL under 1,000 chargers, a 60 s chain outage, reorgs, a PostgreSQL
-## restart, a 10,000-charger reconnect storm, a full and a read-only disk. About 10 minutes.
+## restart, a 10,000-charger reconnect storm, a full and a read-only disk. About 6.5 minutes.
 faults: deps pg-deps
 	nice -n 10 $(UV) run --frozen python -m faults
 
