@@ -4,7 +4,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PY := .venv/bin/python
 export UV_LINK_MODE ?= copy
 
-.PHONY: run test test-all test-web soak bench bench-quick gas settlement-gas anchor-gas compile lint deps py-deps npm-deps web-vendor pg-deps browser-deps clean-data
+.PHONY: run test test-all test-web soak bench bench-quick faults faults-quick security gas settlement-gas anchor-gas compile lint deps py-deps npm-deps web-vendor pg-deps browser-deps clean-data
 
 ## Install uv if missing, then the locked Python and npm dependencies.
 deps: py-deps npm-deps
@@ -91,6 +91,27 @@ bench-quick: deps
 	$(UV) run --frozen python bench/soak.py --minutes 1 --chargers 8 --round-s 30 --sample-s 5 --write bench/results/benchmarks-quick.md --plot bench/results/img/soak_memory.png --json bench/results/soak.json
 	$(UV) run --frozen python bench/report.py --doc bench/results/benchmarks-quick.md --img bench/results/img
 
+## The fault suite (faults/): SIGKILL under 1,000 chargers, a 60 s chain outage, reorgs, a PostgreSQL
+## restart, a 10,000-charger reconnect storm, a full and a read-only disk. About 6.5 minutes.
+faults: deps pg-deps
+	nice -n 10 $(UV) run --frozen python -m faults
+
+## The same scenarios, short (smaller fleets, 10 s outages); .ci/run runs it after make test.
+faults-quick: deps pg-deps
+	nice -n 10 $(UV) run --frozen python -m faults --quick
+
+## The security suite (docs/security.md): OCPP fuzzing with counts, signatures, access control,
+## reentrancy, contract invariants; the API's schemathesis run where the api branch brought it.
+security: deps pg-deps
+	$(UV) run --frozen pytest -q tests/test_security_fuzz.py tests/test_signatures.py tests/test_access_control.py \
+		tests/test_reentrancy.py tests/test_payment_hub_stateful.py tests/test_staking_stateful.py \
+		tests/test_rewards_stateful.py tests/test_ocpp_frames.py tests/test_ocpp_security.py
+	@if grep -rlq schemathesis tests/; then \
+		$(UV) run --frozen pytest -q -k schemathesis tests/; \
+	else \
+		echo "security: no schemathesis test in tests/ yet (the API fuzzing comes with the api branch)"; \
+	fi
+
 ## Gas per operation on a fresh dev chain; updates docs/benchmarks.md.
 gas: deps
 	$(UV) run --frozen python bench/gas.py --write docs/benchmarks.md
@@ -108,8 +129,8 @@ compile: npm-deps
 	node contracts/compile.js
 
 lint: deps
-	$(UV) run --frozen ruff check src tests bench
-	$(UV) run --frozen ruff format --check src tests bench
+	$(UV) run --frozen ruff check src tests bench faults
+	$(UV) run --frozen ruff format --check src tests bench faults
 	$(UV) run --frozen mypy src/electra/domain
 
 clean-data:

@@ -31,6 +31,8 @@ const CONTRACTS = [
   "RewardsDistributor",
   "test/TestSmartWallet",
   "test/TestCommissionHook",
+  "test/ReentrantToken",
+  "test/ReentrantWallet",
   "bench/DirectChargeBaseline",
   "bench/FlatChargeBaseline",
   "bench/PerSessionHashBaseline",

@@ -7,6 +7,10 @@ on one line and exits non-zero, with no traceback.
     ElectraError
     ├── ConfigError              settings that cannot work (bad key, default dev key on a real chain)
     ├── InvalidInput             a value a user or a device gave that breaks a rule
+    ├── StoreError               the database failed a read or a write
+    │   ├── StoreUnavailable     the database server does not answer, or is busy (writes are retried)
+    │   ├── StoreFull            the disk under the database is full
+    │   └── StoreReadOnly        the database or its directory cannot be written
     └── ChainError
         ├── ChainUnreachable     the RPC endpoint does not answer
         ├── WrongChain           the endpoint serves another chain id than expected
@@ -39,6 +43,22 @@ class ConfigError(ElectraError):
 
 class InvalidInput(ElectraError):
     """A value given by a user or a device breaks a rule."""
+
+
+class StoreError(ElectraError):
+    """The database failed a read or a write (see :func:`electra.store.db.store_error`)."""
+
+
+class StoreUnavailable(StoreError):
+    """The database server does not answer, or the database is locked for longer than it waits."""
+
+
+class StoreFull(StoreError):
+    """The disk (or quota) under the database is full: nothing more can be written."""
+
+
+class StoreReadOnly(StoreError):
+    """The database file or its directory cannot be written."""
 
 
 class ChainError(ElectraError):

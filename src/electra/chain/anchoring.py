@@ -13,6 +13,12 @@ Each run:
    (or ``force``), :meth:`SessionLog.build_batch` stores the next batch with its Merkle root, and
    step 2 sends it.
 
+Before step 1, the anchored batches are held against the chain (reorgs): a batch past
+SessionAnchor's last anchored sequence number is no longer anchored (its block left the chain), so
+it goes back to ``submitted`` (``built`` if it had no transaction of its own) and step 1 resolves
+it again: the same bytes sent once more while their nonce is free, else signed anew. A recent
+anchoring transaction that a reorg moved into another block gets that block recorded.
+
 The contract enforces the rest: a batch must start right after the last anchored one, so a batch
 sent twice is refused as ``SessionAnchorAlreadyAnchored`` (which the worker records as anchored),
 and nothing can be anchored twice or out of order.
@@ -30,7 +36,7 @@ from eth_account.signers.local import LocalAccount
 from web3.exceptions import Web3Exception
 
 from electra.chain.anchors import SessionAnchorBinding, already_anchored
-from electra.chain.txsender import TxSender
+from electra.chain.txsender import REORG_DEPTH, TxSender, block_hash_of
 from electra.errors import ChainError, ContractReverted
 from electra.store.session_log import BUILT, SUBMITTED, AnchorBatch, SessionLog
 
@@ -43,6 +49,7 @@ class AnchorReport:
     anchored: int = 0
     recovered: int = 0
     sessions: int = 0
+    reorged: int = 0  # anchored batches that left the chain, taken back this run
     errors: list[str] = field(default_factory=list)
 
 
@@ -85,11 +92,12 @@ class AnchorWorker:
     # -- 1. recover ------------------------------------------------------------------------------
 
     def recover(self, report: AnchorReport) -> None:
+        self.look_again(report)
         for batch in self.log.batches(SUBMITTED):
             with self.sender.lock:
                 receipt = self.sender.resolve(batch.tx_hash, batch.nonce, batch.raw_tx)
             if receipt is not None and receipt["status"] == 1:
-                self.log.mark_anchored(batch.id, int(receipt["blockNumber"]))
+                self.log.mark_anchored(batch.id, int(receipt["blockNumber"]), block_hash_of(receipt))
             elif self.anchors.anchored(batch.root, batch.first_seq, batch.last_seq) is not None:
                 # Anchored by another transaction of ours (a resend with a new nonce, say).
                 self.log.release(batch.id)
@@ -101,6 +109,30 @@ class AnchorWorker:
                 continue
             report.recovered += 1
             report.sessions += batch.count
+
+    def look_again(self, report: AnchorReport) -> None:
+        """Takes back every anchored batch that SessionAnchor no longer holds (a reorganization
+        took its block), oldest first; and follows a recent anchoring transaction that a reorg
+        moved into another block."""
+        held_up_to = self.anchors.last_anchored_seq()
+        for batch in self.log.anchored_after(held_up_to):
+            LOG.warning(
+                "anchor batch %s (sessions %s..%s) left the chain with block %s (a reorg); resolving it again",
+                batch.id,
+                batch.first_seq,
+                batch.last_seq,
+                batch.block_number,
+            )
+            self.log.unanchor(batch.id)
+            report.reorged += 1
+        head = self.sender.head()
+        for batch in self.log.anchored_since(head - REORG_DEPTH):
+            if batch.tx_hash is None or self.sender.still_mined(batch.tx_hash, batch.block_hash):
+                continue
+            receipt = self.sender.receipt(batch.tx_hash)
+            if receipt is not None and receipt["status"] == 1:  # mined again, in another block
+                self.log.move_anchor(batch.id, int(receipt["blockNumber"]), block_hash_of(receipt))
+                report.reorged += 1
 
     # -- 2. send ---------------------------------------------------------------------------------
 
@@ -126,7 +158,7 @@ class AnchorWorker:
         if receipt["status"] != 1:
             self.log.release(batch.id)
             raise ChainError(f"anchor batch {batch.id}: transaction {signed.tx_hash} reverted")
-        self.log.mark_anchored(batch.id, int(receipt["blockNumber"]))
+        self.log.mark_anchored(batch.id, int(receipt["blockNumber"]), block_hash_of(receipt))
         report.anchored += 1
         report.sessions += batch.count
         LOG.info(

@@ -19,7 +19,7 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from electra.chain import eip712
+from electra.chain import eip712, signatures
 from electra.chain.client import ChainClient
 from electra.chain.deploy import Deployment
 from electra.domain.station import StationSpec, operator_id_text
@@ -138,12 +138,20 @@ class StationRegistryBinding:
         owner: LocalAccount | None = None,
         deadline: int | None = None,
         signature: bytes | None = None,
+        check: bool = True,
     ) -> tuple[int, TxResult]:
-        """Registers a charger; the device key signs the payload. Returns (token id, tx)."""
+        """Registers a charger; the device key signs the payload (or ``signature`` is the device's,
+        made elsewhere: with ``check`` it is verified here first, as StationRegistry will). Returns
+        (token id, tx)."""
         owner = owner or self.client.account
         typed = self.registration_message(spec, owner.address, device.address, deadline)
         sig = signature if signature is not None else eip712.sign(device, typed)
         msg = typed["message"]
+        if signature is not None and check:
+            signatures.check_signed_by(typed, sig, [device.address], f"the registration of {spec.charger_id}")
+            signatures.check_fresh(
+                msg["deadline"], msg["nonce"], self.client.chain_time(), msg["nonce"], "the registration"
+            )
         receipt = self.client.transact(
             self.contract.functions.register(station_input(spec, device.address), msg["deadline"], sig), sender=owner
         )
@@ -231,7 +239,27 @@ class VehicleLedgerBinding:
         typed = self.onboarding_message(vin_hash, owner, device.address, **kw)
         return {"message": typed["message"], "signature": _hex(eip712.sign(device, typed))}
 
-    def relay_onboarding(self, signed: dict[str, Any], relayer: LocalAccount | None = None) -> tuple[int, TxResult]:
+    def check_onboarding(self, signed: dict[str, Any]) -> None:
+        """What VehicleLedger will check, checked before gas is spent on it: the device's signature
+        over this chain's and this ledger's domain (low-s), the deadline and the device's nonce. A
+        contract device (ERC-1271) is left to the chain."""
+        m = signed["message"]
+        vin = m["vinHash"] if isinstance(m["vinHash"], bytes) else bytes(HexBytes(m["vinHash"]))
+        typed = eip712.vehicle_onboarding(
+            vin, m["owner"], m["device"], int(m["nonce"]), int(m["deadline"]), self.client.chain_id, self.address
+        )
+        if not self.client.w3.eth.get_code(m["device"]):
+            signatures.check_signed_by(typed, bytes(HexBytes(signed["signature"])), [m["device"]], "the onboarding")
+        expected = int(self.client.call(self.contract.functions.nonces(m["device"])))
+        now = self.client.chain_time()
+        signatures.check_fresh(int(m["deadline"]), int(m["nonce"]), now, expected, "the onboarding")
+
+    def relay_onboarding(
+        self, signed: dict[str, Any], relayer: LocalAccount | None = None, check: bool = True
+    ) -> tuple[int, TxResult]:
+        """Sends a vehicle's signed onboarding (after :meth:`check_onboarding`, with ``check``)."""
+        if check:
+            self.check_onboarding(signed)
         m = signed["message"]
         onboarding = (m["vinHash"], m["owner"], m["device"], m["nonce"], m["deadline"])
         fn = self.contract.functions.onboard(onboarding, HexBytes(signed["signature"]))

@@ -130,6 +130,10 @@ class ChainClient:
             raise TransactionFailed(f"deploying {name} gave no contract address")
         return str(address), receipt
 
+    def chain_time(self) -> int:
+        """The latest block's timestamp: the clock deadlines and expiries are checked against."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
     def rpc(self, method: str, *params: Any) -> Any:
         response = self.w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
         if "error" in response:

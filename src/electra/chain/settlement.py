@@ -14,6 +14,12 @@ Each run:
    transaction, and only then is it sent. A crash anywhere leaves either nothing sent and nothing
    recorded, or a recorded batch that step 1 finishes.
 
+Before step 1, every batch confirmed in a recent block is looked at again (reorgs): when its
+transaction is no longer in the chain in the block recorded with it, its outcome is taken back in
+one database transaction (the batch is ``signed`` again, its rows ``batched``, the wallet events it
+wrote removed), and step 1 resolves it like any other: the same signed bytes are sent again while
+their nonce is free (mined once more, recorded once more), or its sessions go back to the outbox.
+
 PaymentHub enforces the rest on-chain: a session id settles at most once (an entry sent twice is
 rejected as ``ALREADY_SETTLED``, which the worker records as settled by the earlier transaction).
 """
@@ -29,19 +35,21 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 from web3.exceptions import Web3Exception
 from web3.logs import DISCARD
 
 from electra.chain.payments import PaymentHubBinding, Rejection, SessionCharge
-from electra.chain.txsender import TxSender
+from electra.chain.txsender import REORG_DEPTH, TxSender, block_hash_of
 from electra.errors import ChainError, ElectraError
 from electra.payments.authorizations import AuthorizationBook
 from electra.payments.billing import BATCHED, PENDING, REJECTED, SETTLED, Biller
 from electra.store.models import SettlementBatchRecord, SettlementRecord, WalletEventRecord
 
 LOG = logging.getLogger("electra.settlement")
+EARLIER = "settled by an earlier transaction"
+REJECTED_BY_HUB = "PaymentHub rejected it: "
 
 
 @dataclass
@@ -51,6 +59,7 @@ class RunReport:
     batches: int = 0
     settled: int = 0
     rejected: int = 0
+    reorged: int = 0  # confirmed batches whose transaction left the chain, taken back this run
     errors: list[str] = field(default_factory=list)
 
 
@@ -106,6 +115,7 @@ class SettlementWorker:
     # -- 1. recover ------------------------------------------------------------------------------
 
     def recover(self, report: RunReport) -> None:
+        self.look_again(report)
         with Session(self.engine) as s:
             open_batches = s.scalars(
                 select(SettlementBatchRecord).where(SettlementBatchRecord.status == "signed")
@@ -118,6 +128,63 @@ class SettlementWorker:
                 continue
             self._record(batch.id, receipt, report)
             report.recovered += 1
+
+    def look_again(self, report: RunReport) -> None:
+        """Takes back the outcome of every recently confirmed batch whose transaction is no longer
+        in the chain where it was recorded (a reorganization)."""
+        head = self.sender.head()
+        with Session(self.engine) as s:
+            recent = s.scalars(
+                select(SettlementBatchRecord).where(
+                    SettlementBatchRecord.status == "confirmed",
+                    SettlementBatchRecord.block_number > head - REORG_DEPTH,
+                )
+            ).all()
+        for batch in recent:
+            if self.sender.still_mined(batch.tx_hash, batch.block_hash):
+                continue
+            self._unconfirm(batch.id, batch.block_number)
+            report.reorged += 1
+
+    def _unconfirm(self, batch_id: int, block_number: int | None) -> None:
+        now = self._now_ms()
+        with Session(self.engine) as s, s.begin():
+            taken = s.execute(
+                update(SettlementBatchRecord)
+                .where(SettlementBatchRecord.id == batch_id, SettlementBatchRecord.status == "confirmed")
+                .values(
+                    status="signed",
+                    block_number=None,
+                    block_hash=None,
+                    gas_used=None,
+                    error=f"its block {block_number} left the chain (reorganized); resolved again",
+                    updated_at_ms=now,
+                )
+            ).rowcount
+            if taken != 1:
+                return  # another worker took it back first
+            ids = []
+            for r in s.scalars(select(SettlementRecord).where(SettlementRecord.batch_id == batch_id)):
+                ids.append(r.session_id)
+                if r.reason in (EARLIER, None) or r.reason.startswith(REJECTED_BY_HUB):
+                    r.reason = None  # what _record wrote; a biller's reason (a cap) stays
+                r.status, r.payee, r.fee, r.updated_at_ms = BATCHED, None, None, now
+            s.execute(
+                delete(WalletEventRecord).where(
+                    WalletEventRecord.kind == "charge", WalletEventRecord.reference.in_([f"session:{i}" for i in ids])
+                )
+            )
+            s.execute(
+                delete(WalletEventRecord).where(
+                    WalletEventRecord.kind == "earning", WalletEventRecord.reference.like(f"batch:{batch_id}:%")
+                )
+            )
+        LOG.warning(
+            "batch %s: its transaction is no longer in block %s (a reorg); its %d sessions are resolved again",
+            batch_id,
+            block_number,
+            len(ids),
+        )
 
     # -- 3. batch --------------------------------------------------------------------------------
 
@@ -225,11 +292,11 @@ class SettlementWorker:
                     r.status, r.payee = SETTLED, payees[r.charger_id]
                     r.fee = str(int(r.amount) * fee_bps // 10_000)
                     if reason is Rejection.ALREADY_SETTLED:
-                        r.reason = "settled by an earlier transaction"
+                        r.reason = EARLIER
                     report.settled += 1
                     s.add(_event(r.vehicle_id, None, "charge", r.asset, r.amount, f"session:{r.session_id}", now))
                 else:
-                    r.status, r.reason = REJECTED, f"PaymentHub rejected it: {reason.name}"
+                    r.status, r.reason = REJECTED, f"{REJECTED_BY_HUB}{reason.name}"
                     report.rejected += 1
                 r.updated_at_ms = now
             for payee, amount in result.credits.items():
@@ -239,6 +306,7 @@ class SettlementWorker:
             batch = s.get(SettlementBatchRecord, batch_id)
             assert batch is not None
             batch.status, batch.gas_used, batch.block_number = "confirmed", receipt["gasUsed"], receipt["blockNumber"]
+            batch.block_hash = block_hash_of(receipt)
             batch.updated_at_ms = now
         charged = {r.vehicle_id for r in rows if r.vehicle_id is not None}
         if self.on_charged is not None and charged:

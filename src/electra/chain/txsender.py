@@ -9,6 +9,13 @@ The settlement and anchoring workers follow the same discipline:
 3. After a crash, :meth:`TxSender.resolve` decides what happened to a recorded transaction: mined
    (its receipt), still pending or lost with its nonce free (sent again, then its receipt), or never
    minable because another transaction took its nonce (``None``: the caller releases the work).
+   A transaction behind a nonce gap (an earlier one of the account is not mined, as after a reorg)
+   is sent and reported as waiting (:class:`NonceGap`); the next run looks again.
+4. A mined transaction is not final while its block is recent: a reorganization can take it out of
+   the chain. The caller records the block hash with the outcome, and :meth:`TxSender.still_mined`
+   says, while the block is within ``REORG_DEPTH`` of the head, whether the receipt is still there
+   in that very block. When it is not, the caller takes its recorded outcome back and resolves the
+   stored transaction again (step 3), which sends the same bytes once more or releases the work.
 
 One lock per sender account serialises signing and sending, so that two workers of one process
 sharing the operator key never sign two transactions with the same nonce.
@@ -30,6 +37,9 @@ from electra.errors import ChainError
 GAS_HEADROOM = 1.25
 GAS_FLAT = 50_000
 RECEIPT_TIMEOUT_S = 120
+# Blocks under the head in which a mined transaction is still looked at again (a reorg deeper than
+# this on a chain with finality would be a failure of the chain itself).
+REORG_DEPTH = 64
 
 _LOCKS: dict[str, threading.RLock] = {}
 _LOCKS_GUARD = threading.Lock()
@@ -39,6 +49,10 @@ def sender_lock(address: str) -> threading.RLock:
     """The process-wide lock of one sending account."""
     with _LOCKS_GUARD:
         return _LOCKS.setdefault(address.lower(), threading.RLock())
+
+
+class NonceGap(ChainError):
+    """A stored transaction cannot be mined before an earlier transaction of the account is."""
 
 
 class SignedTx:
@@ -99,4 +113,30 @@ class TxSender:
         if not raw or not tx_hash:
             return None
         self.broadcast(raw)
+        if nonce is not None and nonce > chain_nonce:
+            # Waiting here would hold the account's lock while the worker that owns the missing
+            # nonce needs it to send that one again.
+            raise NonceGap(
+                f"transaction {tx_hash} (nonce {nonce}) waits for nonce {chain_nonce} of {self.account.address}",
+                "the transaction with the missing nonce is sent again by its worker; this one follows",
+            )
         return self.wait(tx_hash)
+
+    def head(self) -> int:
+        return int(self.client.w3.eth.block_number)
+
+    def recent(self, block_number: int | None, head: int) -> bool:
+        """Whether a transaction mined in ``block_number`` is still looked at for reorgs."""
+        return block_number is not None and block_number > head - REORG_DEPTH
+
+    def still_mined(self, tx_hash: str | None, block_hash: str | None) -> bool:
+        """Whether the transaction is still in the chain, in the block recorded with it (any block,
+        when no block hash was recorded)."""
+        receipt = self.receipt(tx_hash)
+        if receipt is None:
+            return False
+        return block_hash is None or block_hash_of(receipt) == block_hash.lower()
+
+
+def block_hash_of(receipt: Any) -> str:
+    return "0x" + bytes(receipt["blockHash"]).hex()

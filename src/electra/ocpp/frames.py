@@ -182,8 +182,14 @@ class GuardedRouting:
             await self._send(call_error(unique_id, exc.code, version, exc.description[:255], str(cause)[:512]))
         except ConnectionClosed:
             raise  # the charger went away mid-call; its connection handler ends
-        except Exception:  # a bug or a store failure: answer InternalError and keep the connection
-            LOG.exception("%s: %s %s failed", self.ctx.charger_id, action, unique_id)
+        except Exception as exc:  # a bug or a store failure: answer InternalError and keep the connection
+            from electra.store.db import store_error
+
+            known = store_error(exc)
+            if known is None:
+                LOG.exception("%s: %s %s failed", self.ctx.charger_id, action, unique_id)
+            else:  # the operator's problem, said in one line; the charger sends it again later
+                LOG.error("%s: %s %s not stored: %s", self.ctx.charger_id, action, unique_id, known.one_line())
             await self._send(call_error(unique_id, "InternalError", version, "the central system failed"))
 
     async def _handle_call(self, msg: Call) -> None:

@@ -46,6 +46,10 @@ def parse_time_ms(value: str) -> int:
     return int(t.timestamp() * 1000)
 
 
+MAX_MULTIPLIER = 12  # OCPP 2.0.1 unitOfMeasure.multiplier is a power of ten; kilo, mega and giga are the real ones
+MAX_REGISTER_DIGITS = 15  # 10^15 Wh: more than any meter counts, and a bound on the integer built
+
+
 def to_wh(value: Any, unit: str | None, multiplier: int = 0) -> int:
     try:
         d = Decimal(str(value))
@@ -53,12 +57,17 @@ def to_wh(value: Any, unit: str | None, multiplier: int = 0) -> int:
         raise InvalidInput(f"meter value {value!r} is not a number", "send the register as a decimal") from exc
     if not d.is_finite():
         raise InvalidInput(f"meter value {value!r} is not finite", "send the register as a decimal")
-    d = d.scaleb(multiplier)
+    if not -MAX_MULTIPLIER <= multiplier <= MAX_MULTIPLIER:
+        raise InvalidInput(f"unit multiplier {multiplier}", f"send a power of ten within ±{MAX_MULTIPLIER}")
     u = unit or "Wh"
+    if u not in ("Wh", "kWh"):
+        raise InvalidInput(f"energy unit {u!r}", "send Wh or kWh")
+    # Bounded before any integer is built: "1E999999999" would otherwise become a billion digits.
+    if d and d.adjusted() + multiplier + (3 if u == "kWh" else 0) >= MAX_REGISTER_DIGITS:
+        raise InvalidInput(f"meter value {value!r} {u} is beyond any meter", "send the register in Wh or kWh")
+    d = d.scaleb(multiplier)
     if u == "kWh":
         d *= 1000
-    elif u != "Wh":
-        raise InvalidInput(f"energy unit {u!r}", "send Wh or kWh")
     wh = int(d.to_integral_value(rounding=ROUND_FLOOR))
     if wh < 0:
         raise InvalidInput(f"negative meter register {wh} Wh", "meter registers count up from 0")

@@ -14,12 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from eth_account import Account
-from eth_account.messages import encode_typed_data
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from electra.chain import signatures
 from electra.chain.payments import MAX_NONCE, ChargeAuthorization, PaymentHubBinding, SignedAuthorization
 from electra.errors import InvalidInput
 from electra.store.models import ChargeAuthorizationRecord
@@ -101,20 +100,24 @@ class AuthorizationBook:
         return StoredAuthorization(row_id, signed, signer, None)
 
     def _signer(self, signed: SignedAuthorization) -> str:
+        """Who signed: the vehicle's device or owner (ECDSA, low-s only, as PaymentHub recovers), or
+        an ERC-1271 owner wallet that says it did."""
         a = signed.authorization
         device, owner = self.vehicle_keys(a.vehicle_id)
         typed = a.typed_data(self.hub.client.chain_id, self.hub.address)
+        refused: InvalidInput | None = None
         try:
-            recovered = str(Account.recover_message(encode_typed_data(full_message=typed), signature=signed.signature))
-        except Exception:  # noqa: BLE001 - eth_account raises several types for a malformed signature
-            recovered = ""
+            recovered = signatures.recover(typed, signed.signature)
+        except InvalidInput as exc:  # not an ECDSA signature PaymentHub takes; a wallet may still own it
+            recovered, refused = "", exc
         if recovered and recovered.lower() in (device.lower(), owner.lower()):
             return recovered
         if self.erc1271 is not None and self.erc1271(owner, self.hub.digest(a), signed.signature):
             return owner
         raise InvalidInput(
-            f"the authorization for vehicle {a.vehicle_id} is not signed by its device {device} or owner {owner}",
-            "sign with the vehicle's device key or its owner's",
+            f"the authorization for vehicle {a.vehicle_id} is not signed by its device {device} or owner {owner}"
+            + (f" ({refused.cause})" if refused is not None else ""),
+            "sign with the vehicle's device key or its owner's, for this chain's PaymentHub",
         )
 
     def usable(self, vehicle_id: int, charger_token_id: int) -> StoredAuthorization | None:

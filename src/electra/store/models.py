@@ -242,6 +242,7 @@ class SettlementBatchRecord(Base):
     entries: Mapped[int] = mapped_column(Integer, nullable=False)
     gas_used: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    block_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)  # looked at again after reorgs
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
     updated_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
@@ -410,6 +411,7 @@ class AnchorBatchRecord(Base):
     raw_tx: Mapped[str | None] = mapped_column(Text, nullable=True)
     nonce: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    block_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)  # looked at again after reorgs
     created_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
     updated_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
 

@@ -154,6 +154,7 @@ class AnchorBatch:
     block_number: int | None = None
     created_at_ms: int = 0
     updated_at_ms: int = 0
+    block_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -430,8 +431,8 @@ class SessionLog:
         """Stores the signed anchoring transaction before it is sent."""
         self._set_batch(batch_id, BUILT, status=SUBMITTED, tx_hash=tx_hash, raw_tx=raw_tx, nonce=nonce)
 
-    def mark_anchored(self, batch_id: int, block_number: int) -> None:
-        self._set_batch(batch_id, SUBMITTED, status=ANCHORED, block_number=block_number)
+    def mark_anchored(self, batch_id: int, block_number: int, block_hash: str | None = None) -> None:
+        self._set_batch(batch_id, SUBMITTED, status=ANCHORED, block_number=block_number, block_hash=block_hash)
 
     def release(self, batch_id: int) -> None:
         """A submitted batch whose transaction can never be mined goes back to ``built``."""
@@ -441,6 +442,31 @@ class SessionLog:
         """A built batch that the chain already holds (anchored by an earlier transaction whose
         record was lost) is marked anchored without a transaction of its own."""
         self._set_batch(batch_id, BUILT, status=ANCHORED)
+
+    def anchored_after(self, seq: int) -> list[AnchorBatch]:
+        """Anchored batches that end after ``seq``, oldest first."""
+        q = select(BATCHES).where(BATCHES.c.status == ANCHORED, BATCHES.c.last_seq > seq).order_by(BATCHES.c.id)
+        with self.engine.connect() as conn:
+            return [_batch(row) for row in conn.execute(q)]
+
+    def anchored_since(self, block_number: int) -> list[AnchorBatch]:
+        """Anchored batches recorded in a block after ``block_number``."""
+        q = select(BATCHES).where(BATCHES.c.status == ANCHORED, BATCHES.c.block_number > block_number)
+        with self.engine.connect() as conn:
+            return [_batch(row) for row in conn.execute(q.order_by(BATCHES.c.id))]
+
+    def move_anchor(self, batch_id: int, block_number: int, block_hash: str) -> None:
+        """An anchoring transaction that a reorg moved into another block."""
+        self._set_batch(batch_id, ANCHORED, block_number=block_number, block_hash=block_hash)
+
+    def unanchor(self, batch_id: int) -> None:
+        """An anchored batch whose anchor left the chain (a reorg): back to ``submitted`` with its
+        stored transaction, to be resolved again, or to ``built`` when it had none of its own."""
+        batch = self.batch(batch_id)
+        if batch is None or batch.status != ANCHORED:
+            raise ElectraError(f"anchor batch {batch_id} is not anchored", "read its status again")
+        to = SUBMITTED if batch.tx_hash is not None else BUILT
+        self._set_batch(batch_id, ANCHORED, status=to, block_number=None, block_hash=None)
 
     def last_batched_seq(self) -> int:
         """The last sequence number in a batch (0 before the first)."""
@@ -591,4 +617,5 @@ def _batch(row: Any) -> AnchorBatch:
         m["block_number"],
         int(m["created_at_ms"]),
         int(m["updated_at_ms"]),
+        m["block_hash"],
     )

@@ -20,12 +20,21 @@ statements, statement by statement. Rows and statements are compiled once and ru
 driver (see :mod:`electra.store.prepared`), which is what makes a batch cheap. If a batch fails, it
 is rolled back and every write is retried in its own transaction, so one bad write fails alone.
 A call may therefore run twice: it must only touch the database.
+
+A write that fails because the database is not there (a PostgreSQL server restarting, a SQLite
+file locked by another process) is held and retried, with backoff, for up to ``retry_for_s``: the
+charger waiting for its answer just waits a little longer, and gets it once the write is durable.
+After that it fails with :class:`~electra.errors.StoreUnavailable`. Every failure reaches its
+awaiter as one of the :class:`~electra.errors.StoreError` kinds when it is one (disk full,
+read-only, unreachable; see :func:`electra.store.db.store_error`), with the driver's error as its
+cause.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,9 +58,12 @@ class _Op:
 
 
 class GroupCommitWriter:
-    def __init__(self, engine: Engine, max_batch: int = 2000) -> None:
+    def __init__(self, engine: Engine, max_batch: int = 2000, retry_for_s: float = 20.0) -> None:
         self.engine = engine
         self.max_batch = max_batch
+        self.retry_for_s = retry_for_s
+        self.retries = 0  # batches held and retried while the database was not there
+        self.unavailable_since: float | None = None
         self._pending: list[_Op] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -107,7 +119,7 @@ class GroupCommitWriter:
                 await self._wake.wait()
                 continue
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-            outcomes = await asyncio.to_thread(self._commit, batch)
+            outcomes = await self._commit_while_unavailable(batch)
             self.batches += 1
             self.writes += len(batch)
             for op, (ok, value) in zip(batch, outcomes, strict=True):
@@ -117,6 +129,51 @@ class GroupCommitWriter:
                     op.future.set_result(value)
                 else:
                     op.future.set_exception(value)
+
+    async def _commit_while_unavailable(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
+        """Commits the batch; the writes that failed only because the database is not there are
+        committed again, with backoff, for up to ``retry_for_s``."""
+        from electra.errors import StoreUnavailable
+        from electra.store.db import store_error
+
+        outcomes: list[tuple[bool, Any]] = [(False, None)] * len(batch)
+        todo = list(range(len(batch)))
+        started = time.monotonic()
+        delay = 0.1
+        while True:
+            result = await asyncio.to_thread(self._commit, [batch[i] for i in todo])
+            again = []
+            for i, (ok, value) in zip(todo, result, strict=True):
+                if not ok:
+                    known = store_error(value)
+                    if known is not None and known is not value:
+                        known.__cause__ = value
+                        value = known
+                    if isinstance(value, StoreUnavailable):
+                        again.append(i)
+                outcomes[i] = (ok, value)
+            waited = time.monotonic() - started
+            if not again:
+                if self.unavailable_since is not None:
+                    down = time.monotonic() - self.unavailable_since
+                    LOG.warning("the store answers again after %.1f s; held writes committed", down)
+                    self.unavailable_since = None
+                return outcomes
+            if waited >= self.retry_for_s or self._closing:
+                LOG.error("the store is still unavailable after %.0f s: %d writes fail", waited, len(again))
+                return outcomes
+            if self.unavailable_since is None:
+                self.unavailable_since = started
+                LOG.error(
+                    "%s; holding %d writes and retrying for up to %.0f s",
+                    outcomes[again[0]][1].one_line(),
+                    len(again),
+                    self.retry_for_s,
+                )
+            self.retries += 1
+            todo = again
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     def _commit(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
         try:

@@ -44,7 +44,7 @@ class CentralSystemV201(GuardedRouting, ChargePoint):  # type: ignore[misc]
         )
 
     @on(Action.heartbeat)  # type: ignore[untyped-decorator]
-    async def on_heartbeat(self) -> Any:
+    async def on_heartbeat(self, **kw: Any) -> Any:  # customData, which every 2.0.1 request may carry
         await self.ctx.heartbeat()
         return call_result.Heartbeat(current_time=self.ctx.now_iso())
 
