@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     ocpp_heartbeat_s: int = Field(default=300, ge=10, description="Heartbeat interval given to chargers.")
     control_token: SecretStr | None = Field(
         default=None, description="Operator token for CSMS commands; default: <data_dir>/csms/control.token."
+    )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop", description="Event loop of `electra csms` and `electra up`: uvloop, or asyncio's own."
     )
 
     # Deployment parameters (used by `electra deploy` on a new chain).
