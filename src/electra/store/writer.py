@@ -20,13 +20,23 @@ statements, statement by statement. Rows and statements are compiled once and ru
 driver (see :mod:`electra.store.prepared`), which is what makes a batch cheap. If a batch fails, it
 is rolled back and every write is retried in its own transaction, so one bad write fails alone.
 A call may therefore run twice: it must only touch the database.
+
+Batches are committed on one thread of the writer's own, over one connection it keeps, so a batch
+pays neither a pool checkout nor a hop to a different thread. On SQLite that connection does not
+checkpoint the WAL when it commits (SQLite's default is to copy the WAL into the database file,
+and fsync it, inside the commit that crosses 1,000 pages, which stalls every write queued behind
+it): a :class:`WalCheckpointer` thread does it at most once a second instead, beside the commits.
+Durability is the same: a commit is in the WAL, in the operating system's hands, before its
+future resolves, checkpointed or not.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,8 +58,62 @@ class _Op:
     params: dict[str, Any] | None = None
 
 
+class WalCheckpointer:
+    """Checkpoints a SQLite database's WAL on a thread of its own, at most every ``interval_s`` and
+    only after :meth:`poke` (a commit) since the last one. PASSIVE: it copies what it can without
+    waiting for the writer or for readers, so it never holds a commit up."""
+
+    def __init__(self, engine: Engine, interval_s: float = 1.0) -> None:
+        self.engine = engine
+        self.interval_s = interval_s
+        self.checkpoints = 0
+        self._poked = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._run, name="electra-wal-checkpoint", daemon=True)
+            self._thread.start()
+
+    def poke(self) -> None:
+        self._poked.set()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stopping.set()
+            self._poked.set()
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        conn: Connection | None = None
+        try:
+            while True:
+                self._poked.wait()
+                if self._stopping.wait(self.interval_s):
+                    return
+                self._poked.clear()
+                try:
+                    if conn is None:
+                        conn = self.engine.connect()
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                    conn.commit()
+                    self.checkpoints += 1
+                except Exception as exc:  # noqa: BLE001 - logged; the next commit pokes it to try again
+                    LOG.warning("WAL checkpoint failed: %s", exc)
+                    if conn is not None:
+                        conn.invalidate()
+                        conn.close()
+                        conn = None
+        finally:
+            if conn is not None:
+                conn.close()
+
+
 class GroupCommitWriter:
-    def __init__(self, engine: Engine, max_batch: int = 2000) -> None:
+    def __init__(self, engine: Engine, max_batch: int = 2000, checkpoint_interval_s: float = 1.0) -> None:
         self.engine = engine
         self.max_batch = max_batch
         self._pending: list[_Op] = []
@@ -60,11 +124,18 @@ class GroupCommitWriter:
         self.writes = 0
         self.failed_batches = 0
         self._inserts: dict[tuple[str, bool, tuple[str, ...]], Prepared] = {}
+        self._thread: ThreadPoolExecutor | None = None
+        self._conn: Connection | None = None  # used on self._thread only
+        sqlite = engine.dialect.name == "sqlite"
+        self.checkpointer = WalCheckpointer(engine, checkpoint_interval_s) if sqlite else None
 
     async def start(self) -> None:
         if self._task is None:
             self._closing = False
             self._wake = asyncio.Event()  # bound to this event loop (a restarted store may run in a new one)
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="electra-group-commit")
+            if self.checkpointer is not None:
+                self.checkpointer.start()
             self._task = asyncio.create_task(self._run(), name="electra-group-commit")
 
     async def stop(self) -> None:
@@ -74,6 +145,12 @@ class GroupCommitWriter:
         if self._task is not None:
             await self._task
             self._task = None
+        if self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._close_connection)
+            self._thread.shutdown()
+            self._thread = None
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
 
     # -- queueing -------------------------------------------------------------------------------
 
@@ -107,7 +184,7 @@ class GroupCommitWriter:
                 await self._wake.wait()
                 continue
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-            outcomes = await asyncio.to_thread(self._commit, batch)
+            outcomes = await asyncio.get_running_loop().run_in_executor(self._thread, self._commit, batch)
             self.batches += 1
             self.writes += len(batch)
             for op, (ok, value) in zip(batch, outcomes, strict=True):
@@ -118,17 +195,36 @@ class GroupCommitWriter:
                 else:
                     op.future.set_exception(value)
 
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            conn = self.engine.connect()
+            if self.checkpointer is not None:
+                conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
+                conn.commit()
+            self._conn = conn
+        return self._conn
+
+    def _close_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.invalidate()  # not back into the pool: its connection does not checkpoint
+            conn.close()
+
     def _commit(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
         try:
-            with self.engine.begin() as conn:
+            conn = self._connection()
+            with conn.begin():
                 results = [self._apply(conn, op) for op in batch if op.fn is not None]
                 self._apply_rows(conn, [op for op in batch if op.table is not None])
                 self._apply_stmts(conn, [op for op in batch if op.stmt is not None])
+            if self.checkpointer is not None:
+                self.checkpointer.poke()
             it = iter(results)
             return [(True, next(it) if op.fn is not None else None) for op in batch]
         except Exception as batch_error:  # noqa: BLE001 - isolate the failing write below
             self.failed_batches += 1
             LOG.warning("batch of %d writes failed (%s); retrying one by one", len(batch), batch_error)
+            self._close_connection()  # whatever state it is in, the next batch starts on a fresh one
         outcomes: list[tuple[bool, Any]] = []
         for op in batch:
             try:
