@@ -3,8 +3,9 @@
 The central system answers a charger only after what the charger sent is durable. Committing once
 per message would cap throughput at the database's commit rate, so writes are queued and a single
 worker commits everything that queued up while the previous commit ran, in one transaction, on a
-thread. Under light load a batch holds one write and latency is one commit; under heavy load
-batches grow and the commit cost is shared.
+thread. Under light load a batch holds the writes of a few milliseconds (batches start at least
+``min_interval_s`` apart) and latency is that plus one commit; under heavy load batches grow and
+the commit cost is shared.
 
 Two kinds of write:
 
@@ -113,9 +114,13 @@ class WalCheckpointer:
 
 
 class GroupCommitWriter:
-    def __init__(self, engine: Engine, max_batch: int = 2000, checkpoint_interval_s: float = 1.0) -> None:
+    def __init__(
+        self, engine: Engine, max_batch: int = 2000, checkpoint_interval_s: float = 1.0, min_interval_s: float = 0.004
+    ) -> None:
         self.engine = engine
         self.max_batch = max_batch
+        self.min_interval_s = min_interval_s  # between the starts of two batches
+        self._last_batch_at = float("-inf")
         self._pending: list[_Op] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -176,6 +181,7 @@ class GroupCommitWriter:
     # -- the worker ------------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             if not self._pending:
                 if self._closing:
@@ -183,8 +189,14 @@ class GroupCommitWriter:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            # Under light load a commit takes about a millisecond, so without a pause every write
+            # would get a batch of its own, and each batch costs about 100 us of CPU whatever its size.
+            wait_s = self._last_batch_at + self.min_interval_s - loop.time()
+            if wait_s > 0 and not self._closing and len(self._pending) < self.max_batch:
+                await asyncio.sleep(wait_s)
+            self._last_batch_at = loop.time()
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-            outcomes = await asyncio.get_running_loop().run_in_executor(self._thread, self._commit, batch)
+            outcomes = await loop.run_in_executor(self._thread, self._commit, batch)
             self.batches += 1
             self.writes += len(batch)
             for op, (ok, value) in zip(batch, outcomes, strict=True):
