@@ -74,7 +74,7 @@ PHASES = ("steady", "paced", "burst")
 
 
 async def start_electra_server(
-    charger_ids: list[str], port: int, data_dir: Path, gc_mode: str = "electra"
+    charger_ids: list[str], port: int, data_dir: Path, gc_mode: str = "electra", gc_young: int = 0
 ) -> tuple[Any, dict[str, str]]:
     """Start electra's central system on 127.0.0.1:port, admitting exactly `charger_ids`.
 
@@ -101,7 +101,7 @@ async def start_electra_server(
     if gc_mode == "electra" and "gc_policy" in inspect.signature(CentralSystem).parameters:
         from electra.ocpp.gateway import GcPolicy
 
-        kwargs["gc_policy"] = GcPolicy()
+        kwargs["gc_policy"] = GcPolicy(young=gc_young) if gc_young else GcPolicy()
     system = CentralSystem(directory, store, host="127.0.0.1", port=port, security_profile=0, **kwargs)
     await system.start()
     return system, {
@@ -290,7 +290,7 @@ async def _serve(args: argparse.Namespace) -> None:
             raise task.exception()  # type: ignore[misc]
         return
     ids = [f"{PREFIX}{i:06d}" for i in range(args.serve_chargers)]
-    system, config = await start_electra_server(ids, args.port, Path(args.data_dir), args.gc)
+    system, config = await start_electra_server(ids, args.port, Path(args.data_dir), args.gc, args.gc_young)
     writer = getattr(getattr(system, "store", None), "writer", None)
     if writer is not None:
         windows.counters = lambda: {"commit_batches": writer.batches, "writes": writer.writes}
@@ -439,7 +439,7 @@ def start_server(server: str, n: int, data_dir: Path, args: argparse.Namespace, 
     env = dict(os.environ)
     cmd = [sys.executable, str(BENCH / "ocpp_load.py"), "--serve", server, "--port", str(port)]
     cmd += ["--serve-chargers", str(n), "--data-dir", str(data_dir), "--validation", args.validation]
-    cmd += ["--gc", args.gc, "--loop", args.loop]
+    cmd += ["--gc", args.gc, "--gc-young", str(args.gc_young), "--loop", args.loop]
     if args.profile:
         phases = [name for name in PHASES if getattr(args, f"{name}_s") > 0]
         window = phases.index(args.profile_phase) + 1
@@ -876,6 +876,12 @@ def main() -> int:
         default="electra",
         help="experiment: ours with its GcPolicy (the default), with Python's default collector settings, or"
         " with those and gc.freeze() once the chargers are connected",
+    )
+    ap.add_argument(
+        "--gc-young",
+        type=int,
+        default=0,
+        help="experiment: ours' GcPolicy with this young-generation threshold (0: GcPolicy's default)",
     )
     ap.add_argument(
         "--loop",
