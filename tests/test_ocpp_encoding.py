@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.messages import Call
@@ -65,9 +65,19 @@ def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 VALUES = st.recursive(LEAVES, _containers, max_leaves=12)
 
 
+def _outcome(encode: Any, unique_id: str, response: Any) -> str | type[Exception]:
+    """The text, or the kind of error (the library cannot encode a dataclass inside a tuple in a
+    list: neither can Electra)."""
+    try:
+        return str(encode(unique_id, response))
+    except TypeError as exc:
+        return type(exc)
+
+
 @given(st.builds(Outer, VALUES, VALUES, VALUES, VALUES), st.text(min_size=1, max_size=36))
+@example(Outer(None, None, None, [(None, Inner(None))]), "0")
 def test_any_answer_encodes_as_the_library_does(response: Outer, unique_id: str) -> None:
-    assert call_result_json(unique_id, response) == library_json(unique_id, response)
+    assert _outcome(call_result_json, unique_id, response) == _outcome(library_json, unique_id, response)
 
 
 def test_the_handlers_answers_encode_as_the_library_does() -> None:
