@@ -16,7 +16,7 @@ from electra.domain.session import Flag, Outcome
 from electra.errors import ElectraError, InvalidInput
 from electra.ocpp.meter import RegisterReading
 from electra.store.models import MeterValueRecord, OcppMessage, SessionRecord
-from electra.store.writer import GroupCommitWriter
+from electra.store.writer import GroupCommitWriter, defer
 
 T0 = 1_795_000_000_000  # ms
 
@@ -253,6 +253,50 @@ def test_the_wal_is_checkpointed_beside_the_commits_on_sqlite(tmp_path: Any) -> 
         assert rows(engine, OcppMessage) == 200
     finally:
         engine.dispose()
+
+
+def test_deferred_items_are_flushed_once_per_transaction_and_go_with_a_failed_one(store_engine: Engine) -> None:
+    table = OcppMessage.__table__
+    flushed: list[list[int]] = []
+
+    def flush(conn: Any, items: list[int]) -> None:
+        flushed.append(sorted(items))
+        conn.execute(table.insert(), [_heartbeat_row(1000 + i) for i in items])
+
+    def call(i: int) -> Callable[[Any], int]:
+        def run(conn: Any) -> int:
+            defer(conn, flush, i)
+            return i
+
+        return run
+
+    async def body() -> list[Any]:
+        writer = GroupCommitWriter(store_engine)
+        await writer.start()
+        try:
+            together = await asyncio.gather(*(writer.call(call(i)) for i in range(5)))
+            flushes_in_one_batch = list(flushed)
+            flushed.clear()
+            bad = writer.rows(table, [{**_heartbeat_row(0), "charger_id": None}])
+            apart = await asyncio.gather(writer.call(call(7)), bad, writer.call(call(8)), return_exceptions=True)
+            return [together, flushes_in_one_batch, apart]
+        finally:
+            await writer.stop()
+
+    together, first, apart = asyncio.run(body())
+    assert together == [0, 1, 2, 3, 4]
+    assert first == [[0, 1, 2, 3, 4]], "one flush for the batch"
+    assert apart[0] == 7 and isinstance(apart[1], Exception) and apart[2] == 8
+    # The failed batch's flush was rolled back with it; each call retried alone flushed its own item.
+    assert flushed[-2:] == [[7], [8]]
+    with store_engine.connect() as conn:
+        ids = conn.execute(select(table.c.message_id).where(table.c.message_id >= "1000")).scalars().all()
+    assert sorted(ids) == ["1000", "1001", "1002", "1003", "1004", "1007", "1008"]
+
+
+def test_defer_outside_a_writer_transaction_is_refused(store_engine: Engine) -> None:
+    with store_engine.connect() as conn, pytest.raises(ElectraError, match="outside"):
+        defer(conn, lambda c, items: None, 1)
 
 
 def test_a_stopped_writer_refuses_writes_loudly(store_engine: Engine) -> None:

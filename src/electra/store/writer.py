@@ -17,7 +17,9 @@ Two kinds of write:
 - ``call``: a function of the connection that runs inside the batch and returns a value.
 
 Calls run first, in the order they were queued, then the rows, table by table, then the prepared
-statements, statement by statement. Rows and statements are compiled once and run through the
+statements, statement by statement, then what the calls handed to :func:`defer`: each flush
+function once, with the items of the whole transaction (so that, say, every session opened in a
+batch has its log event appended by one append). Rows and statements are compiled once and run through the
 driver (see :mod:`electra.store.prepared`), which is what makes a batch cheap. If a batch fails, it
 is rolled back and every write is retried in its own transaction, so one bad write fails alone.
 A call may therefore run twice: it must only touch the database.
@@ -34,9 +36,10 @@ future resolves, checkpointed or not.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +49,19 @@ from sqlalchemy import Connection, Engine, Table
 from electra.store.prepared import Prepared, insert_rows
 
 LOG = logging.getLogger("electra.store")
+_DEFERRED = "electra.deferred"  # Connection.info key: flush function -> items, for one transaction
+
+
+def defer(conn: Connection, flush: Callable[[Connection, list[Any]], None], item: Any) -> None:
+    """From inside a writer call: ``flush(conn, items)`` runs once at the end of this transaction,
+    after every other write in it, with all the items handed to it in the transaction. If the
+    transaction fails, the items go with it (a call is retried on its own, and defers again)."""
+    deferred = conn.info.get(_DEFERRED)
+    if deferred is None:
+        from electra.errors import ElectraError
+
+        raise ElectraError("defer() outside a group-commit transaction", "call it from a writer call")
+    deferred.setdefault(flush, []).append(item)
 
 
 @dataclass
@@ -225,7 +241,7 @@ class GroupCommitWriter:
     def _commit(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
         try:
             conn = self._connection()
-            with conn.begin():
+            with conn.begin(), _deferring(conn):
                 results = [self._apply(conn, op) for op in batch if op.fn is not None]
                 self._apply_rows(conn, [op for op in batch if op.table is not None])
                 self._apply_stmts(conn, [op for op in batch if op.stmt is not None])
@@ -240,7 +256,7 @@ class GroupCommitWriter:
         outcomes: list[tuple[bool, Any]] = []
         for op in batch:
             try:
-                with self.engine.begin() as conn:
+                with self.engine.begin() as conn, _deferring(conn):
                     if op.fn is not None:
                         value = self._apply(conn, op)
                     elif op.stmt is not None:
@@ -280,6 +296,19 @@ class GroupCommitWriter:
             groups.setdefault(op.stmt, []).append(op.params)
         for stmt, params in groups.items():
             stmt.run(conn, params)
+
+
+@contextlib.contextmanager
+def _deferring(conn: Connection) -> Iterator[None]:
+    """Collects what the transaction's calls :func:`defer`, and flushes it before the commit."""
+    deferred: dict[Callable[[Connection, list[Any]], None], list[Any]] = {}
+    conn.info[_DEFERRED] = deferred
+    try:
+        yield
+        for flush, items in deferred.items():
+            flush(conn, items)
+    finally:
+        conn.info.pop(_DEFERRED, None)
 
 
 def _stopped() -> Exception:
