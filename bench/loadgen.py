@@ -114,11 +114,12 @@ def raise_nofile() -> int:
 class Phase:
     """Counters of one phase; a call belongs to the phase in which it was sent."""
 
-    __slots__ = ("end", "errors", "in_window", "lat", "name", "offered", "ok", "sent", "start")
+    __slots__ = ("by_action", "end", "errors", "in_window", "lat", "name", "offered", "ok", "sent", "start")
 
     def __init__(self, name: str, start: float = 0.0, end: float = float("inf")) -> None:
         self.name, self.start, self.end = name, start, end
         self.lat = array("d")
+        self.by_action: dict[str, array[float]] = {}  # the same latencies, by the CALL's action
         self.ok = self.in_window = self.sent = self.offered = 0
         self.errors: dict[str, int] = {}
 
@@ -135,6 +136,7 @@ class Phase:
             "in_window": self.in_window,
             "errors": self.errors,
             "lat_ms": [round(x * 1000.0, 3) for x in self.lat],
+            "lat_ms_by_action": {a: [round(x * 1000.0, 3) for x in lat] for a, lat in self.by_action.items()},
         }
 
 
@@ -202,7 +204,12 @@ class Worker:
             c.alive = False
             ph.error("connection closed")
             return None
-        ph.lat.append(perf_counter() - t0)
+        latency = perf_counter() - t0
+        ph.lat.append(latency)
+        by_action = ph.by_action.get(action)
+        if by_action is None:
+            by_action = ph.by_action[action] = array("d")
+        by_action.append(latency)
         ph.ok += 1
         if monotonic() <= ph.end:
             ph.in_window += 1

@@ -27,8 +27,9 @@ measurement window, STOP). `--profile FILE` runs cProfile, with a per-thread CPU
 loop thread and on the default executor's threads (where the `ocpp` library validates messages when
 `ASYNC_VALIDATION` is on and where ours commits) during one phase, and prints a summary. The
 experiments `--validation async|sync|off` (`ocpp.messages.ASYNC_VALIDATION`, or no schema
-validation at all) and `--gc freeze` (`gc.freeze()` once the chargers are connected) change the
-server process only, to measure what those cost.
+validation at all), `--gc freeze` (`gc.freeze()` once the chargers are connected) and `--loop asyncio`
+(ours on asyncio's event loop instead of uvloop) change the server process only, to measure what
+those cost.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ PHASES = ("steady", "paced", "burst")
 
 
 async def start_electra_server(
-    charger_ids: list[str], port: int, data_dir: Path, gc_mode: str = "electra"
+    charger_ids: list[str], port: int, data_dir: Path, gc_mode: str = "electra", gc_young: int = 0
 ) -> tuple[Any, dict[str, str]]:
     """Start electra's central system on 127.0.0.1:port, admitting exactly `charger_ids`.
 
@@ -100,7 +101,7 @@ async def start_electra_server(
     if gc_mode == "electra" and "gc_policy" in inspect.signature(CentralSystem).parameters:
         from electra.ocpp.gateway import GcPolicy
 
-        kwargs["gc_policy"] = GcPolicy()
+        kwargs["gc_policy"] = GcPolicy(young=gc_young) if gc_young else GcPolicy()
     system = CentralSystem(directory, store, host="127.0.0.1", port=port, security_profile=0, **kwargs)
     await system.start()
     return system, {
@@ -210,6 +211,9 @@ class _Windows:
         self.main: cProfile.Profile | None = None
         self.gc: dict[int, dict[str, float]] = {}
         self._gc_t0 = 0.0
+        # The server's own counters (ours: group-commit batches and writes), reported per window.
+        self.counters: Any = None
+        self._counted: dict[str, int] = {}
         gc.callbacks.append(self._gc_callback)
 
     def _gc_callback(self, phase: str, info: dict[str, int]) -> None:
@@ -217,8 +221,9 @@ class _Windows:
             self._gc_t0 = time.perf_counter()
             return
         pause = time.perf_counter() - self._gc_t0
-        entry = self.gc.setdefault(info["generation"], {"runs": 0, "total_s": 0.0, "max_s": 0.0})
+        entry = self.gc.setdefault(info["generation"], {"runs": 0, "total_s": 0.0, "max_s": 0.0, "collected": 0})
         entry["runs"] += 1
+        entry["collected"] += info["collected"]
         entry["total_s"] += pause
         entry["max_s"] = max(entry["max_s"], pause)
 
@@ -228,6 +233,7 @@ class _Windows:
             gc.collect()
             gc.freeze()
         self.gc = {}
+        self._counted = self.counters() if self.counters is not None else {}
         if self.profile_path and self.count == self.profile_window:
             self.threads.enabled = True
             self.main = cProfile.Profile(time.thread_time)
@@ -244,7 +250,9 @@ class _Windows:
             assert self.profile_path is not None
             stats.dump_stats(self.profile_path)
             profiled, self.main = self.profile_path, None
-        print(f"WINDOW {json.dumps({'gc': self.gc, 'profiled': profiled})}", flush=True)
+        counted = self.counters() if self.counters is not None else {}
+        counters = {k: v - self._counted.get(k, 0) for k, v in counted.items()}
+        print(f"WINDOW {json.dumps({'gc': self.gc, 'profiled': profiled, 'counters': counters})}", flush=True)
 
 
 def _start_control(loop: asyncio.AbstractEventLoop, windows: _Windows, stop: Any) -> None:
@@ -282,20 +290,36 @@ async def _serve(args: argparse.Namespace) -> None:
             raise task.exception()  # type: ignore[misc]
         return
     ids = [f"{PREFIX}{i:06d}" for i in range(args.serve_chargers)]
-    system, config = await start_electra_server(ids, args.port, Path(args.data_dir), args.gc)
+    system, config = await start_electra_server(ids, args.port, Path(args.data_dir), args.gc, args.gc_young)
+    writer = getattr(getattr(system, "store", None), "writer", None)
+    if writer is not None:
+        windows.counters = lambda: {"commit_batches": writer.batches, "writes": writer.writes}
     _set_validation(args.validation)  # after start: the gateway sets the library's flag as it starts
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     _start_control(loop, windows, stop.set)
-    print(f"READY {json.dumps({'port': system.port} | config)}", flush=True)
+    print(f"READY {json.dumps({'port': system.port, 'loop': args.loop} | config)}", flush=True)
     await stop.wait()
     await system.stop()
 
 
 def serve(args: argparse.Namespace) -> None:
-    """A server process: ours, or the baseline under the same measurement harness."""
+    """A server process: ours, or the baseline under the same measurement harness. Ours runs on the
+    event loop `electra csms` runs on (`--loop`, as ELECTRA_EVENT_LOOP); the baseline, as the
+    library documents it, on asyncio's."""
     loadgen.raise_nofile()
     logging.basicConfig(level=logging.WARNING)
+    if args.serve == "ours":
+        try:
+            from electra import eventloop
+        except ImportError:  # a gateway from before the event-loop setting: asyncio's loop
+            args.loop = "asyncio"
+        else:
+            args.loop = eventloop.loop_in_use(args.loop)
+            eventloop.run(_serve(args), args.loop)
+            return
+    else:
+        args.loop = "asyncio"
     asyncio.run(_serve(args))
 
 
@@ -415,7 +439,7 @@ def start_server(server: str, n: int, data_dir: Path, args: argparse.Namespace, 
     env = dict(os.environ)
     cmd = [sys.executable, str(BENCH / "ocpp_load.py"), "--serve", server, "--port", str(port)]
     cmd += ["--serve-chargers", str(n), "--data-dir", str(data_dir), "--validation", args.validation]
-    cmd += ["--gc", args.gc]
+    cmd += ["--gc", args.gc, "--gc-young", str(args.gc_young), "--loop", args.loop]
     if args.profile:
         phases = [name for name in PHASES if getattr(args, f"{name}_s") > 0]
         window = phases.index(args.profile_phase) + 1
@@ -506,6 +530,7 @@ def _drive(
         drain = max(d["drain_s"] for d in done)
         ph = merge(done, out["errors"], busy_s=length + drain)
         ph |= extra | {"server_cpu": cpu, "others_on_server_core": max(0.0, others), "gc": window["gc"]}
+        ph["server_counters"] = window.get("counters", {})
         ph["drain_s"] = drain
         if p0 is not None and p1 is not None:
             ph["persisted"], ph["persisted_rate"] = p1 - p0, (p1 - p0) / (length + drain)
@@ -539,9 +564,12 @@ def merge(parts: list[dict[str, Any]], errors: dict[str, int] | None = None, bus
     understate it when one round of N calls takes longer than the window (10,000 chargers at a few
     hundred calls/s)."""
     lat: list[float] = []
+    by_action: dict[str, list[float]] = {}
     out: dict[str, Any] = {"offered": 0, "sent": 0, "ok": 0, "in_window": 0}
     for p in parts:
         lat.extend(p["lat_ms"])
+        for action, values in p.get("lat_ms_by_action", {}).items():
+            by_action.setdefault(action, []).extend(values)
         for k in ("offered", "sent", "ok", "in_window"):
             out[k] += p[k]
         if errors is not None:
@@ -549,6 +577,10 @@ def merge(parts: list[dict[str, Any]], errors: dict[str, int] | None = None, bus
                 errors[kind] = errors.get(kind, 0) + count
     out["window_s"] = parts[0]["window_s"]
     out["p50_ms"], out["p99_ms"], out["max_ms"] = _pct(lat, 0.50), _pct(lat, 0.99), max(lat, default=None)
+    out["by_action"] = {
+        action: {"calls": len(v), "p50_ms": _pct(v, 0.50), "p99_ms": _pct(v, 0.99), "max_ms": max(v)}
+        for action, v in sorted(by_action.items())
+    }
     out["rate"] = out["ok"] / busy_s if busy_s else None
     out["offered_rate"] = out["offered"] / out["window_s"] if out["window_s"] else None
     return out
@@ -666,6 +698,7 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, command: s
     configs = sorted(
         {
             f"{r['server']}: store {r['config']['store']}, auth {r['config']['auth']}"
+            + f", event loop {r['config'].get('loop', 'asyncio')}"
             + (f", {r['config']['code']}" if r["config"].get("code") else "")
             for r in ok
         }
@@ -843,6 +876,18 @@ def main() -> int:
         default="electra",
         help="experiment: ours with its GcPolicy (the default), with Python's default collector settings, or"
         " with those and gc.freeze() once the chargers are connected",
+    )
+    ap.add_argument(
+        "--gc-young",
+        type=int,
+        default=0,
+        help="experiment: ours' GcPolicy with this young-generation threshold (0: GcPolicy's default)",
+    )
+    ap.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="ours' event loop (ELECTRA_EVENT_LOOP; the default is electra's); the baseline runs on asyncio's",
     )
     ap.add_argument("--profile", help="cProfile the server during one phase into this file (with --only)")
     ap.add_argument("--profile-phase", choices=("steady", "paced", "burst"), default="burst")

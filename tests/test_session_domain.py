@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -131,3 +133,25 @@ def test_active_session_is_not_billable_and_input_is_checked() -> None:
         ChargingSession.start("", "CP-1", 1, Started(T0, 0, "T"))
     with pytest.raises(InvalidInput):
         ChargingSession.start("tx", "CP-1", 1, Started(T0, -5, "T"))
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 20), st.integers(0, 40)), max_size=25),
+    st.randoms(use_true_random=False),
+)
+def test_readings_stay_sorted_and_flags_follow_them_in_any_order(pairs: list[tuple[int, int]], rnd) -> None:
+    """Against a model computed from scratch: any readings (repeats, inversions, shared instants),
+    in any order, leave the sorted distinct readings, flagged backwards iff they are not monotone
+    and conflicting iff two share an instant."""
+    readings = [MeterReading(T0 + 1_000 * t, wh) for t, wh in pairs]
+    events = [Sampled(r) for r in readings] * 2
+    rnd.shuffle(events)
+    s = new(20)
+    for e in events:
+        s = s.apply(e).session
+    expected = sorted({MeterReading(T0, 20), *readings}, key=lambda r: (r.timestamp_ms, r.register_wh))
+    assert list(s.readings) == expected
+    backwards = any(a.register_wh > b.register_wh for a, b in itertools.pairwise(expected))
+    conflicting = len({r.timestamp_ms for r in expected}) < len(expected)
+    assert (Flag.METER_BACKWARDS in s.flags) == backwards
+    assert (Flag.CONFLICTING_READING in s.flags) == conflicting

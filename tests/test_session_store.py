@@ -16,7 +16,7 @@ from electra.domain.session import Flag, Outcome
 from electra.errors import ElectraError, InvalidInput
 from electra.ocpp.meter import RegisterReading
 from electra.store.models import MeterValueRecord, OcppMessage, SessionRecord
-from electra.store.writer import GroupCommitWriter
+from electra.store.writer import GroupCommitWriter, defer
 
 T0 = 1_795_000_000_000  # ms
 
@@ -189,6 +189,114 @@ def test_group_commit_batches_and_isolates_a_failing_write(store_engine: Engine)
     assert rows(store_engine, OcppMessage) == 300
     assert writer.batches < writer.writes, "writes queued together commit together"
     assert writer.failed_batches >= 1
+
+
+def _heartbeat_row(i: int) -> dict[str, Any]:
+    return {"charger_id": "CP", "message_id": str(i), "action": "Heartbeat", "received_at_ms": i, "payload": "{}"}
+
+
+def test_the_writer_recovers_its_connection_after_a_failed_batch(store_engine: Engine) -> None:
+    table = OcppMessage.__table__
+
+    async def body() -> list[Any]:
+        writer = GroupCommitWriter(store_engine)
+        await writer.start()
+        try:
+            first = await asyncio.gather(
+                writer.rows(table, [_heartbeat_row(1)]),
+                writer.rows(table, [{**_heartbeat_row(2), "charger_id": None}]),
+                return_exceptions=True,
+            )
+            # The batch failed and its connection was dropped; the next batch commits on a new one.
+            later = await asyncio.gather(*(writer.rows(table, [_heartbeat_row(i)]) for i in range(3, 13)))
+            return [*first, *later]
+        finally:
+            await writer.stop()
+
+    results = asyncio.run(body())
+    assert results[0] is None and isinstance(results[1], Exception)
+    assert results[2:] == [None] * 10
+    assert rows(store_engine, OcppMessage) == 11
+
+
+def test_the_wal_is_checkpointed_beside_the_commits_on_sqlite(tmp_path: Any) -> None:
+    from electra.store.db import make_engine, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path}/wal.db")
+    migrate(engine)
+    table = OcppMessage.__table__
+
+    async def body() -> tuple[int, int]:
+        writer = GroupCommitWriter(engine, checkpoint_interval_s=0.05)
+        assert writer.checkpointer is not None
+        await writer.start()
+        try:
+            await asyncio.gather(*(writer.rows(table, [_heartbeat_row(i)]) for i in range(200)))
+            autocheckpoint = await asyncio.get_running_loop().run_in_executor(
+                writer._thread, lambda: writer._connection().exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+            )
+            for _ in range(200):
+                if writer.checkpointer.checkpoints:
+                    break
+                await asyncio.sleep(0.01)
+            return int(autocheckpoint or 0), writer.checkpointer.checkpoints
+        finally:
+            await writer.stop()
+
+    try:
+        autocheckpoint, checkpoints = asyncio.run(body())
+        assert autocheckpoint == 0, "the writer's own commits leave the WAL to the checkpointer"
+        assert checkpoints >= 1
+        with engine.connect() as conn:
+            busy, wal_frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        assert busy == 0 and wal_frames == copied, "nothing left behind in the WAL"
+        assert rows(engine, OcppMessage) == 200
+    finally:
+        engine.dispose()
+
+
+def test_deferred_items_are_flushed_once_per_transaction_and_go_with_a_failed_one(store_engine: Engine) -> None:
+    table = OcppMessage.__table__
+    flushed: list[list[int]] = []
+
+    def flush(conn: Any, items: list[int]) -> None:
+        flushed.append(sorted(items))
+        conn.execute(table.insert(), [_heartbeat_row(1000 + i) for i in items])
+
+    def call(i: int) -> Callable[[Any], int]:
+        def run(conn: Any) -> int:
+            defer(conn, flush, i)
+            return i
+
+        return run
+
+    async def body() -> list[Any]:
+        writer = GroupCommitWriter(store_engine)
+        await writer.start()
+        try:
+            together = await asyncio.gather(*(writer.call(call(i)) for i in range(5)))
+            flushes_in_one_batch = list(flushed)
+            flushed.clear()
+            bad = writer.rows(table, [{**_heartbeat_row(0), "charger_id": None}])
+            apart = await asyncio.gather(writer.call(call(7)), bad, writer.call(call(8)), return_exceptions=True)
+            return [together, flushes_in_one_batch, apart]
+        finally:
+            await writer.stop()
+
+    together, first, apart = asyncio.run(body())
+    assert together == [0, 1, 2, 3, 4]
+    assert first == [[0, 1, 2, 3, 4]], "one flush for the batch"
+    assert apart[0] == 7 and isinstance(apart[1], Exception) and apart[2] == 8
+    # The failed batch's flush was rolled back with it; each call retried alone flushed its own item.
+    assert flushed[-2:] == [[7], [8]]
+    with store_engine.connect() as conn:
+        ids = conn.execute(select(table.c.message_id).where(table.c.message_id >= "1000")).scalars().all()
+    assert sorted(ids) == ["1000", "1001", "1002", "1003", "1004", "1007", "1008"]
+
+
+def test_defer_outside_a_writer_transaction_is_refused(store_engine: Engine) -> None:
+    with store_engine.connect() as conn, pytest.raises(ElectraError, match="outside"):
+        defer(conn, lambda c, items: None, 1)
 
 
 def test_a_stopped_writer_refuses_writes_loudly(store_engine: Engine) -> None:

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
         default="required",
         description="Must chargers sign their meter data (OCMF)? Per charger: `electra station meter-key`.",
     )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop", description="Event loop of `electra csms` and `electra up`: uvloop, or asyncio's own."
+    )
 
     # Deployment parameters (used by `electra deploy` on a new chain).
     voting_delay_s: int = Field(default=60, ge=0)

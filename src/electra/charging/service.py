@@ -9,7 +9,8 @@ finds the session already there and changes nothing.
 
 Each session's start and stop are also logged in its charger's hash chain
 (:mod:`electra.store.session_log`), committed before the charger is answered, with one log append
-per commit batch whatever the number of messages in it: 5 to 15% more CPU per call in this service
+per commit batch for the starts (in the transaction that opens their sessions) and one for the other
+events, whatever the number of messages in it: 5 to 15% more CPU per call in this service
 (bench/ledger.py, docs/benchmarks.md). Every accepted meter value can be logged too
 (``log_meter_values``); it is off by default because it costs about 70% more CPU per call here, and
 the readings themselves are stored in ``meter_values`` either way.
@@ -64,7 +65,7 @@ from electra.store.models import (
 )
 from electra.store.prepared import Prepared, insert_rows, upsert_rows
 from electra.store.session_log import SessionLog
-from electra.store.writer import GroupCommitWriter
+from electra.store.writer import GroupCommitWriter, defer
 
 LOG = logging.getLogger("electra.sessions")
 SESSIONS = SessionRecord.__table__
@@ -387,6 +388,21 @@ class SessionService:
             "meter_data_detail": failure,
         }
 
+        def started(conn: Connection, db_id: int, final_uid: str, token_status: str) -> None:
+            # Logged in the transaction that opens the session, with the events of every other
+            # session opened in the same batch (one append); logged again (and skipped by the log
+            # as already there) when the start is retransmitted, so a start whose event was lost
+            # with a failed write still gets it. Only values a retransmission repeats.
+            if self.log is None:
+                return
+            data = {
+                "connector_id": connector_id,
+                "meter_start_wh": meter_start_wh,
+                "token_status": printable(token_status, 16),
+                "transaction_uid": printable(final_uid, 64),
+            }
+            defer(conn, self._append_log, LogEvent(charger_id, EventType.STARTED, db_id, timestamp_ms, data))
+
         def open_session(conn: Connection) -> tuple[int, str, str, bool]:
             # Inserted unless this start is already there (same transaction id, or same connector
             # and start time): then it is a retransmission and the stored session is the answer.
@@ -397,6 +413,7 @@ class SessionService:
                 ).first()
                 if found is None:
                     raise InvalidInput(f"transaction {uid} on {charger_id} collides with another", "use a new id")
+                started(conn, int(found[0]), str(found[1]), str(found[2]))
                 return int(found[0]), str(found[1]), str(found[2]), True
             final_uid = uid or str(db_id)
             if uid is None:
@@ -405,6 +422,7 @@ class SessionService:
                 BIND.run(conn, {"aid": authorization_id, "sid": db_id})
             if begin is not None:
                 METER_VALUE_ROWS.run(conn, _reading_row(db_id, begin, check))
+            started(conn, int(db_id), final_uid, token.status)
             return int(db_id), final_uid, token.status, False
 
         db_id, final_uid, token_status, duplicate = await self.writer.call(open_session)
@@ -428,16 +446,6 @@ class SessionService:
                 if failure is not None:
                     t.meter_failed(failure)
             self.active[(charger_id, final_uid)] = t
-        # Logged once the row id is known, before the charger is answered; logged again (and
-        # skipped by the log as already there) when the start is retransmitted, so a start whose
-        # event was lost with a failed write still gets it. Only values a retransmission repeats.
-        data = {
-            "connector_id": connector_id,
-            "meter_start_wh": meter_start_wh,
-            "token_status": printable(token_status, 16),
-            "transaction_uid": printable(final_uid, 64),
-        }
-        await self._settle_log(self._log([LogEvent(charger_id, EventType.STARTED, db_id, timestamp_ms, data)]))
         if self.publish is not None and not duplicate:
             self.publish(
                 "session.started",
@@ -600,10 +608,9 @@ class SessionService:
             self._log_buffer.extend(events)
             return [self._log_flushed]
 
-    @staticmethod
-    async def _settle_log(writes: list[asyncio.Future[object]]) -> None:
-        for write in writes:
-            await write
+    def _append_log(self, conn: Connection, events: list[LogEvent]) -> None:
+        assert self.log is not None
+        self.log.append_in(conn, events)
 
     def _flush_log(self, buffer: list[LogEvent], conn: Connection) -> None:
         # Runs in the writer's thread, inside the commit batch; closes the buffer first so that

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from electra import __version__
+from electra import __version__, eventloop
 from electra.chain.bindings import Electra
 from electra.chain.deploy import deploy as deploy_contracts
 from electra.chain.deploy import load_deployment, manifest_path
@@ -210,7 +210,9 @@ def up(
         platform.stop(keep_chain=True)
         return
     try:
-        asyncio.run(_serve_platform(platform, demo and common.settings().uses_dev_chain))
+        eventloop.run(
+            _serve_platform(platform, demo and common.settings().uses_dev_chain), common.settings().event_loop
+        )
         console.print("stopping: the dev chain saves its state")
     finally:
         platform.stop()
@@ -534,7 +536,8 @@ def csms(
         await system.start()
         console.print(f"OCPP central system on {system.url}{{charge_point_id}}", highlight=False)
         console.print(
-            f"security profile {system.security_profile}; store {s.effective_db_url}; commands: electra ocpp --help",
+            f"security profile {system.security_profile}; store {s.effective_db_url}; "
+            f"event loop {eventloop.loop_in_use(s.event_loop)}; commands: electra ocpp --help",
             highlight=False,
         )
         stop = asyncio.Event()
@@ -546,7 +549,7 @@ def csms(
         await balance_task
         await system.stop()
 
-    asyncio.run(serve())
+    eventloop.run(serve(), s.event_loop)
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

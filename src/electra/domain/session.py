@@ -84,7 +84,11 @@ class Applied:
 
 @dataclass(frozen=True)
 class ChargingSession:
-    """One transaction at one connector of one charger."""
+    """One transaction at one connector of one charger.
+
+    Built with :meth:`start` and :meth:`apply`, its ``readings`` are sorted by (time, register), and
+    ``METER_BACKWARDS`` is among its flags whenever they are not monotone (readings are only ever
+    added, so an inversion never goes away)."""
 
     session_id: str
     charger_id: str
@@ -126,6 +130,14 @@ class ChargingSession:
             return Applied(self, Outcome.REJECTED, "reading before the session started")
         if self.stopped_at_ms is not None and r.timestamp_ms > self.stopped_at_ms:
             return Applied(self, Outcome.REJECTED, "reading after the session stopped")
+        last = self.readings[-1] if self.readings else None
+        if last is not None and r.timestamp_ms > last.timestamp_ms:
+            # The usual case, a reading after all others: with the class's invariant it goes last,
+            # shares no instant, and is an inversion only if it is below the last one.
+            kept = self.flags
+            if r.register_wh < last.register_wh and Flag.METER_BACKWARDS not in kept:
+                kept = kept | {Flag.METER_BACKWARDS}
+            return Applied(replace(self, readings=(*self.readings, r), flags=kept), Outcome.APPLIED)
         same_instant = [x for x in self.readings if x.timestamp_ms == r.timestamp_ms]
         if r in same_instant:
             return Applied(self, Outcome.DUPLICATE)

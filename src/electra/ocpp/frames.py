@@ -12,6 +12,7 @@ answer goes out only once the log row and the handler's own writes are committed
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import inspect
 import json
@@ -25,7 +26,7 @@ import ocpp
 from fastjsonschema import JsonSchemaValueException
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.exceptions import OCPPError, PropertyConstraintViolationError
-from ocpp.messages import Call, CallError, MessageType, unpack
+from ocpp.messages import Call, CallError, CallResult, MessageType, _DecimalEncoder, unpack
 from websockets.exceptions import ConnectionClosed
 
 from electra.errors import InvalidInput
@@ -200,8 +201,7 @@ class GuardedRouting:
         response = handler(**snake_keys(msg.payload))
         if inspect.isawaitable(response):
             response = await response
-        payload = snake_to_camel_case(remove_nones(serialize_as_dict(response)))
-        await self._send(msg.create_call_result(payload).to_json())
+        await self._send(call_result_json(msg.unique_id, response))
 
     async def _reject(self, raw: str, code: str, cause: str) -> None:
         m = _ID.match(raw)
@@ -260,12 +260,66 @@ def _snake(key: str) -> str:
 
 
 def snake_keys(data: Any) -> Any:
-    """The library's camelCase to snake_case conversion, with each key converted once per process."""
+    """The library's camelCase to snake_case conversion, with each key converted once per process
+    and no call per scalar value (most values of a payload are scalars)."""
     if isinstance(data, dict):
-        return {_snake(k): snake_keys(v) for k, v in data.items()}
+        return {_snake(k): snake_keys(v) if isinstance(v, (dict, list)) else v for k, v in data.items()}
     if isinstance(data, list):
-        return [snake_keys(v) for v in data]
+        return [snake_keys(v) if isinstance(v, (dict, list)) else v for v in data]
     return data
+
+
+# One encoder for every answer: json.dumps(..., cls=...) as the library calls it builds a new one
+# each time. The same settings, so the same text.
+_RESULT_ENCODER = _DecimalEncoder(separators=(",", ":"))
+
+
+class _Unusual(Exception):
+    """A value the fast path leaves to the library (a tuple: the library keeps its Nones and keys)."""
+
+
+def call_result_json(unique_id: str, response: Any) -> str:
+    """The CALLRESULT frame for a handler's answer (a call_result dataclass): the same text as the
+    library's ``snake_to_camel_case(remove_nones(serialize_as_dict(response)))`` in a
+    ``CallResult(...).to_json()``, in one pass over the answer with each field's wire name
+    computed once per class."""
+    try:
+        payload = _wire(response)
+    except _Unusual:
+        payload = snake_to_camel_case(remove_nones(serialize_as_dict(response)))
+    return _RESULT_ENCODER.encode([CallResult.message_type_id, unique_id, payload])
+
+
+def _wire(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_camel(k): _wire(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_wire(v) for v in value if v is not None]
+    if isinstance(value, tuple):
+        raise _Unusual
+    names = _wire_names(type(value))
+    if names is None:
+        return value  # a scalar: str, int, float, bool, an enum (a str), Decimal
+    out = {}
+    for name, wire_name in names:
+        v = getattr(value, name)
+        if v is not None:
+            out[wire_name] = _wire(v)
+    return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _wire_names(cls: type) -> tuple[tuple[str, str], ...] | None:
+    """(field, wire name) of a dataclass, in field order; None for any other class."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    return tuple((f.name, _camel(f.name)) for f in dataclasses.fields(cls))
+
+
+@functools.lru_cache(maxsize=4096)
+def _camel(key: str) -> str:
+    (converted,) = snake_to_camel_case({key: None})
+    return str(converted)
 
 
 def as_ocpp_error(exc: InvalidInput) -> OCPPError:
