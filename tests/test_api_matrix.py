@@ -15,6 +15,7 @@ import pytest
 from fastapi.routing import iter_route_contexts
 
 from electra.api.app import create_app
+from electra.api.ratelimit import Rate, RateLimits
 from electra.chain.bindings import Electra
 from electra.store.db import make_engine, migrate
 from tests.apiworld import World, bearer, make_world, serve, sign_in
@@ -150,7 +151,9 @@ def test_every_route_against_every_role(electra: Electra, tmp_path: Path) -> Non
     engine = make_engine(f"sqlite:///{tmp_path}/api.db")
     migrate(engine)
     w = make_world(electra, engine, "MATRIX")
-    app = create_app(engine, lambda: electra)
+    # Every route is called once per role: more than one IP's anonymous budget; rate limits have a test of their own.
+    limits = RateLimits(anonymous=Rate(100_000, 10_000), address=Rate(100_000, 10_000))
+    app = create_app(engine, lambda: electra, rate_limits=limits)
     routes = {(m, str(rc.path)) for rc in iter_route_contexts(app.routes) for m in (rc.methods or set()) if m != "HEAD"}
     assert routes == set(MATRIX), f"routes without an entry: {routes - set(MATRIX)}; stale: {set(MATRIX) - routes}"
     params = {
