@@ -203,8 +203,10 @@ def test_altered_meter_data_is_caught(engine: Engine, charged: Charged, session_
         payload = row.signed_data.split("|")[1]
         data = json.loads(payload)
         reading = data["RD"][0]
-        whole, frac = reading["RV"].split(".") if isinstance(reading["RV"], str) else (str(reading["RV"]), "0")
-        data["RD"][0]["RV"] = f"{int(whole) + 1}.{frac}" if isinstance(reading["RV"], str) else reading["RV"] + 1
+        from decimal import Decimal
+
+        bumped = Decimal(str(reading["RV"])) + 1  # one kWh more, still three decimals
+        data["RD"][0]["RV"] = f"{bumped:.3f}" if isinstance(reading["RV"], str) else float(f"{bumped:.3f}")
         forged = row.signed_data.replace(payload, json.dumps(data, separators=(",", ":")))
         conn.execute(update(MeterValueRecord).where(MeterValueRecord.id == row.id).values(signed_data=forged))
     v = verify_bundle(build_bundle(engine, session_electra, sid), rpc(session_electra))

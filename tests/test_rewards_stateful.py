@@ -101,10 +101,14 @@ def _machine(e: Electra) -> type[RuleBasedStateMachine]:
             who = epoch.accounts[i % len(epoch.accounts)]
             c = epoch.claim(who)
             forged = RewardClaim(c.epoch, c.account, c.amount + delta, c.proof)
-            expected = (
-                "RewardsDistributorAlreadyClaimed"
-                if (epoch.epoch, who) in self.claimed
-                else ("RewardsDistributorZeroAmount" if forged.amount == 0 else "RewardsDistributorInvalidProof")
+            expected = (  # the contract refuses a zero amount before it looks at the claim
+                "RewardsDistributorZeroAmount"
+                if forged.amount == 0
+                else (
+                    "RewardsDistributorAlreadyClaimed"
+                    if (epoch.epoch, who) in self.claimed
+                    else "RewardsDistributorInvalidProof"
+                )
             )
             self.reverts(expected, self.rewards.claim, forged)
 

@@ -145,7 +145,8 @@ def create_app(
     app.include_router(webhook_router(receiver), prefix="/api/v1", include_in_schema=False, dependencies=everyone)
     from electra.api.web import static_files, web_router  # the web app: pages, /static, /api/v1/web
 
-    app.include_router(web_router(engine, electra, stations), dependencies=everyone)
+    # The web app's own routes are not part of the public API document (docs/web.md lists them).
+    app.include_router(web_router(engine, electra, stations), dependencies=everyone, include_in_schema=False)
     app.mount("/static", static_files(), name="static")
     _handle_errors(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
