@@ -171,6 +171,8 @@ class GuardedRouting:
             await self._send(call_error(unique_id, code, version, f"action {action[:64]} {what}"))
             return
         refusal = schema_check(version, action, payload)
+        if refusal is None:
+            refusal = integer_range_check(payload)
         if refusal is not None:
             await self._send(call_error(unique_id, refusal[0], version, refusal[1][:255]))
             return
@@ -324,3 +326,28 @@ def _camel(key: str) -> str:
 
 def as_ocpp_error(exc: InvalidInput) -> OCPPError:
     return PropertyConstraintViolationError(description=exc.one_line()[:255])
+
+
+INT32 = (-(2**31), 2**31 - 1)  # OCPP-J integers are 32-bit signed (1.6 JSON spec, 2.0.1 part 2)
+
+
+def integer_range_check(payload: Any, path: str = "") -> tuple[str, str] | None:
+    """PropertyConstraintViolation for the first integer outside OCPP's 32-bit range (the JSON
+    schemas give no bound, and the store's columns could not hold it)."""
+    if isinstance(payload, bool):
+        return None
+    if isinstance(payload, int):
+        if not INT32[0] <= payload <= INT32[1]:
+            return "PropertyConstraintViolation", f"{path or 'value'} {payload} is outside OCPP's 32-bit integer range"
+        return None
+    if isinstance(payload, dict):
+        for k, v in payload.items():
+            found = integer_range_check(v, f"{path}.{k}" if path else str(k))
+            if found is not None:
+                return found
+    elif isinstance(payload, list):
+        for i, v in enumerate(payload):
+            found = integer_range_check(v, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
