@@ -118,7 +118,7 @@ def test_a_settlement_mined_again_in_another_block_is_recorded_with_that_block(w
     client.rpc("evm_mine")  # the reorganized chain is one block longer before it takes the tx again
     assert raw is not None
     client.w3.eth.send_raw_transaction(HexBytes(raw))
-    moved = client.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+    moved = client.w3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), timeout=30)  # automine may lag the send
     assert "0x" + bytes(moved["blockHash"]).hex() != old_block
     report = world.payments.worker.run_once(force=True)
     assert (report.reorged, report.recovered, report.settled, report.errors) == (1, 1, 2, [])
