@@ -77,7 +77,11 @@ def _outcome(encode: Any, unique_id: str, response: Any) -> str | type[Exception
 @given(st.builds(Outer, VALUES, VALUES, VALUES, VALUES), st.text(min_size=1, max_size=36))
 @example(Outer(None, None, None, [(None, Inner(None))]), "0")
 def test_any_answer_encodes_as_the_library_does(response: Outer, unique_id: str) -> None:
-    assert _outcome(call_result_json, unique_id, response) == _outcome(library_json, unique_id, response)
+    ours, theirs = _outcome(call_result_json, unique_id, response), _outcome(library_json, unique_id, response)
+    if theirs is TypeError:  # a shape the library cannot encode (no OCPP answer has it): fail, or a valid CALLRESULT
+        assert ours is TypeError or json.loads(str(ours))[:2] == [3, unique_id]
+    else:
+        assert ours == theirs
 
 
 def test_the_handlers_answers_encode_as_the_library_does() -> None:

@@ -382,7 +382,8 @@ def test_host_registers_a_charger_sets_tariff_and_lease_and_sees_earnings(browse
     u = httpx.get(f"{platform.url}/api/v1/web/chargers/{busiest}/utilization").json()
     shown = [int(c) for c in cells if c.strip()]
     assert shown, "the history's sessions make some hours busy"
-    assert sorted(shown) == sorted(round(p / 10) for row in u["permille"] for p in row if p)
+    # The page rounds permille to percent half up (JavaScript's Math.round), not half to even.
+    assert sorted(shown) == sorted((p + 5) // 10 for row in u["permille"] for p in row if p)
     expect(page.locator("#stake-info")).to_contain_text("Staking tiers")
     page.get_by_label("Amount (ELC)").fill("1000")
     page.get_by_label("Action", exact=True).select_option("stake")
