@@ -11,8 +11,8 @@ The contract's rules are in docs/contracts.md#sessionanchor.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from electra.chain.bindings import TxResult
-from electra.chain.client import ChainClient, decode_revert
+from electra.chain.client import ChainClient, decode_revert, explained_by
 from electra.chain.txsender import SignedTx, TxSender
 from electra.errors import ContractReverted, InvalidInput
 
@@ -89,13 +89,8 @@ def _fix(exc: ContractReverted) -> str | None:
     return fixes.get(exc.error, exc.fix)
 
 
-@contextmanager
-def _explained() -> Iterator[None]:
-    """Adds a fix to SessionAnchor's custom errors (the client already decodes them)."""
-    try:
-        yield
-    except ContractReverted as exc:
-        raise ContractReverted(exc.error, exc.error_args, _fix(exc)) from exc
+def _explained() -> AbstractContextManager[None]:
+    return explained_by(_fix)
 
 
 def _bytes32(value: Bytes32, what: str) -> bytes:

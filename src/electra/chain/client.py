@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -214,3 +216,13 @@ def connect(settings: Settings, key: LocalAccount | None = None) -> ChainClient:
             )
     refuse_dev_key_off_anvil(key, chain_id)
     return ChainClient(w3, chain_id, key, url)
+
+
+@contextmanager
+def explained_by(fix: Callable[[ContractReverted], str | None]) -> Iterator[None]:
+    """Re-raises a contract's custom error with the fix a binding knows for it (the client
+    already decodes the error; each binding says what to do about its own)."""
+    try:
+        yield
+    except ContractReverted as exc:
+        raise ContractReverted(exc.error, exc.error_args, fix(exc)) from exc

@@ -9,8 +9,8 @@ commission hook. Rules, roles and errors: docs/contracts.md#stakingmanager.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import astuple, dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from hexbytes import HexBytes
 from web3.logs import DISCARD
 
 from electra.chain.bindings import TxResult
-from electra.chain.client import ChainClient
+from electra.chain.client import ChainClient, explained_by
 from electra.chain.payments import Erc20Binding
 from electra.errors import ContractReverted, InvalidInput
 
@@ -108,12 +108,8 @@ def _fix(exc: ContractReverted) -> str | None:
     return fixes.get(exc.error, exc.fix)
 
 
-@contextmanager
-def _explained() -> Iterator[None]:
-    try:
-        yield
-    except ContractReverted as exc:
-        raise ContractReverted(exc.error, exc.error_args, _fix(exc)) from exc
+def _explained() -> AbstractContextManager[None]:
+    return explained_by(_fix)
 
 
 GOVERNED_SETTERS = ("setTiers", "setUnbondingDelay", "setTreasury", "slash")
