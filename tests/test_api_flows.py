@@ -208,3 +208,80 @@ def test_host_views_earnings_utilization_staking_tickets_and_tariff(electra: Ele
         s = httpx.get(f"{url}/api/v1/stations/{w.charger_id}", timeout=30).json()
         assert s["owner"] == HOST_KEY.address and s["lease"]["public"] is True
         assert httpx.get(f"{url}/api/v1/stations/CP-NOBODY", timeout=30).json()["code"] == "charger-unknown"
+        lease = f"{url}/api/v1/stations/{w.charger_id}/lease"
+        body = {"public": False, "windows": ["mon-fri 07:00-19:00"], "allowed_vehicles": [w.vehicle_id]}
+        r = httpx.put(lease, json=body, headers=h, timeout=30)
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "charger_id": w.charger_id,
+            "public": False,
+            "windows": ["Mon-Fri 07:00-19:00"],
+            "allowed_vehicles": [w.vehicle_id],
+        }
+        shown = httpx.get(f"{url}/api/v1/stations/{w.charger_id}", timeout=30).json()["lease"]
+        assert shown == {"public": False, "windows": ["Mon-Fri 07:00-19:00"]}  # the vehicles are the host's to see
+        assert httpx.get(lease, headers=h, timeout=30).json()["allowed_vehicles"] == [w.vehicle_id]
+        bad = httpx.put(lease, json={"public": True, "windows": ["Mon 19:00-07:00"]}, headers=h, timeout=30)
+        assert bad.status_code == 400 and bad.json()["code"] == "lease-invalid"
+        driver = bearer(sign_in(url, DRIVER_KEY))
+        assert httpx.put(lease, json={"public": True}, headers=driver, timeout=30).status_code == 403
+        assert httpx.get(lease, headers=h, timeout=30).json()["windows"] == ["Mon-Fri 07:00-19:00"]  # unchanged
+
+
+def _messages(lines: Any) -> Any:
+    """Server-Sent Events messages from a line iterator: dicts of their fields (comments dropped)."""
+    fields: dict[str, str] = {}
+    for line in lines:
+        if line == "":
+            if fields:
+                yield fields
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(": ")
+            fields[name] = value
+
+
+def test_an_event_stream_resumes_after_a_reconnect_with_what_it_missed(electra: Electra, tmp_path: Path) -> None:
+    """Last-Event-ID: a driver that reconnects gets what it missed (its own vehicle's events, not
+    another's) before the live ones; an id from another run, or too old, gets a reset first."""
+    from electra.payments.events import DEPOSITED
+
+    engine = make_engine(f"sqlite:///{tmp_path}/api.db")
+    migrate(engine)
+    w = make_world(electra, engine, "REPLAY")
+    bus = EventBus(retain=5)
+    app = create_app(engine, lambda: electra, bus=bus)
+    mine = lambda n: bus.publish(DEPOSITED, {"vehicle_id": w.vehicle_id, "n": n})  # noqa: E731
+    theirs = lambda n: bus.publish(DEPOSITED, {"vehicle_id": w.vehicle_id + 1_000, "n": n})  # noqa: E731
+    with serve(app) as url:
+        h = bearer(sign_in(url, DRIVER_KEY))
+        events = f"{url}/api/v1/events"
+        mine(0)  # before the first connection: not replayed to it
+        with httpx.stream("GET", events, params={"topics": DEPOSITED}, headers=h, timeout=30) as s:
+            got = _messages(s.iter_lines())
+            opening = next(got)
+            assert opening == {"retry": "3000", "id": f"{bus.epoch}-1"}  # where the stream starts
+            mine(1)
+            first = next(got)
+            assert json.loads(first["data"])["n"] == 1 and first["id"] == f"{bus.epoch}-2"
+        # Disconnected: two of its own events and one of another vehicle's go by.
+        mine(2), theirs(3), mine(4)
+        with httpx.stream(
+            "GET", events, params={"topics": DEPOSITED}, headers={**h, "Last-Event-ID": first["id"]}, timeout=30
+        ) as s:
+            got = _messages(s.iter_lines())
+            assert next(got)["id"] == f"{bus.epoch}-5"
+            replayed = [json.loads(next(got)["data"])["n"] for _ in range(2)]
+            mine(6)
+            live = next(got)
+        assert replayed == [2, 4] and json.loads(live["data"])["n"] == 6  # none repeated, none lost
+        for n in range(7, 13):
+            theirs(n)  # the bus keeps 5: the driver's last id is now older than what is kept
+        for stale in (live["id"], f"{EventBus().epoch}-3"):
+            with httpx.stream(
+                "GET", events, params={"topics": DEPOSITED, "last_event_id": stale}, headers=h, timeout=30
+            ) as s:
+                got = _messages(s.iter_lines())
+                next(got)
+                reset = next(got)
+                assert reset["event"] == "reset" and "re-read" in json.loads(reset["data"])["fix"], stale

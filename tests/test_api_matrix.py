@@ -47,25 +47,26 @@ SESSION = only("driver", "host", "operator", "admin")
 
 # (method, path) -> expected per role, and how to call it: query, body (per role), stream
 MATRIX: dict[tuple[str, str], dict[str, Any]] = {
-    # The web app's pages and routes (electra.api.web): public; every change they make is authorized
-    # by the wallet's own signature (docs/web.md), not by an API role.
+    # The web app's pages and routes (electra.api.web). What is someone's own (a driver's vehicles,
+    # sessions and history, a host's earnings) takes the same guards as the API's routes; the
+    # transactions and actions the pages prepare are authorized by the wallet's own signature.
     ("GET", "/"): EVERYONE,
     ("GET", "/driver"): EVERYONE,
     ("GET", "/host"): EVERYONE,
     ("GET", "/dao"): EVERYONE,
     ("GET", "/api/v1/web/config"): EVERYONE,
     ("GET", "/api/v1/web/accounts/{address}"): EVERYONE,
-    ("GET", "/api/v1/web/drivers/{address}"): EVERYONE,
-    ("GET", "/api/v1/web/vehicles/{vehicle_id}/sessions"): EVERYONE,
-    ("GET", "/api/v1/web/vehicles/{vehicle_id}/history"): EVERYONE,
-    ("GET", "/api/v1/web/sessions/{session_id}"): EVERYONE,
-    ("POST", "/api/v1/web/charges/authorization"): EVERYONE,
-    ("POST", "/api/v1/web/charges"): EVERYONE,
+    ("GET", "/api/v1/web/drivers/{address}"): VEHICLE,  # the driver's own address
+    ("GET", "/api/v1/web/vehicles/{vehicle_id}/sessions"): VEHICLE,
+    ("GET", "/api/v1/web/vehicles/{vehicle_id}/history"): VEHICLE,
+    ("GET", "/api/v1/web/sessions/{session_id}"): SESSION,
+    ("POST", "/api/v1/web/charges/authorization"): VEHICLE,
+    ("POST", "/api/v1/web/charges"): VEHICLE,
     ("POST", "/api/v1/web/actions"): EVERYONE,
     ("POST", "/api/v1/web/actions/{nonce}"): EVERYONE,
-    ("GET", "/api/v1/web/hosts/{address}"): EVERYONE,
-    ("GET", "/api/v1/web/hosts/{address}/earnings"): EVERYONE,
-    ("GET", "/api/v1/web/chargers/{charger_id}/utilization"): EVERYONE,
+    ("GET", "/api/v1/web/hosts/{address}"): CHARGER,  # the host's own address
+    ("GET", "/api/v1/web/hosts/{address}/earnings"): CHARGER,
+    ("GET", "/api/v1/web/chargers/{charger_id}/utilization"): CHARGER,
     ("POST", "/api/v1/web/stations/registration"): EVERYONE,
     ("POST", "/api/v1/web/staking/transactions"): EVERYONE,
     ("GET", "/api/v1/web/dao"): EVERYONE,
@@ -87,6 +88,8 @@ MATRIX: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/stations/{charger_id}"): EVERYONE,
     ("GET", "/api/v1/stations/{charger_id}/tariff"): EVERYONE,
     ("PUT", "/api/v1/stations/{charger_id}/tariff"): only("host", "admin"),
+    ("GET", "/api/v1/stations/{charger_id}/lease"): CHARGER,
+    ("PUT", "/api/v1/stations/{charger_id}/lease"): only("host", "admin"),
     ("GET", "/api/v1/stations/{charger_id}/status"): EVERYONE,
     ("GET", "/api/v1/stations/{charger_id}/price"): EVERYONE,
     ("GET", "/api/v1/vehicles"): SIGNED_IN,
@@ -134,6 +137,7 @@ def body_for(w: World, key: tuple[str, str], address: str | None) -> Any:
     bodies: dict[tuple[str, str], Callable[[], Any]] = {
         ("POST", "/api/v1/auth/siwe"): lambda: {"message": "not a message", "signature": "0x00"},
         ("PUT", "/api/v1/stations/{charger_id}/tariff"): lambda: {"energy_price_per_wh": "300"},
+        ("PUT", "/api/v1/stations/{charger_id}/lease"): lambda: {"public": True, "windows": ["daily 06:00-22:00"]},
         ("POST", "/api/v1/vehicles"): lambda: {
             "message": {**vehicle, "nonce": 0, "deadline": 1},
             "signature": "0x" + "00" * 65,
@@ -142,6 +146,11 @@ def body_for(w: World, key: tuple[str, str], address: str | None) -> Any:
         ("PUT", "/api/v1/vehicles/{vehicle_id}/wallet/alerts/{asset}"): lambda: {"below": "1000"},
         ("POST", "/api/v1/sessions"): lambda: {"charger_id": w.charger_id, "vehicle_id": w.vehicle_id},
         ("POST", "/api/v1/webhooks/{provider}"): lambda: {},
+        ("POST", "/api/v1/web/charges/authorization"): lambda: {"vehicle_id": w.vehicle_id, "charger_id": w.charger_id},
+        ("POST", "/api/v1/web/charges"): lambda: {
+            "charger_id": w.charger_id,
+            "authorization": {"vehicleId": str(w.vehicle_id), "signature": "0x00"},
+        },
     }
     make = bodies.get(key)
     return make() if make else None
@@ -183,7 +192,7 @@ def test_every_route_against_every_role(electra: Electra, tmp_path: Path) -> Non
             for (method, template), expected in sorted(
                 MATRIX.items(), key=lambda kv: kv[0][0] == "POST" and "logout" in kv[0][1]
             ):
-                path = template
+                path = template.replace("/hosts/{address}", f"/hosts/{w.host.address}")
                 for name, value in params.items():
                     path = path.replace("{" + name + "}", value)
                 for role in ROLES:

@@ -84,7 +84,7 @@ async def one_session(charger: SimCharger, tag: str = RFID, demand_wh: int = 1_5
     tx = await charger.start_session(1, tag, demand_wh=demand_wh)
     assert tx is not None
     await until(lambda: tx.completed)
-    await charger.wait_flushed(3)
+    await charger.wait_flushed(15)
     return tx
 
 

@@ -103,7 +103,32 @@ def test_bus_fans_out_by_topic_and_drops_the_oldest_for_a_slow_reader() -> None:
     bus.publish(BALANCE_LOW, {"i": 9})
     assert low.get_nowait() is None
     sse = everything.drain()[0].sse()
-    assert sse == 'id: 4\nevent: balance.low\ndata: {"i": 9}\n\n'
+    assert sse == f'id: {bus.epoch}-4\nevent: balance.low\ndata: {{"i": 9}}\n\n'
+
+
+def test_bus_replays_what_a_reconnecting_reader_missed_and_says_when_it_cannot() -> None:
+    bus = EventBus(retain=3)
+    first = bus.publish(BALANCE_LOW, {"i": 1})
+    for i in range(2, 5):
+        bus.publish(BALANCE_LOW if i % 2 else DEPOSITED, {"i": i})
+    # Retained: 2, 3, 4. After 2, on BALANCE_LOW only: 3 (4 is a deposit).
+    sub, replay = bus.subscribe_after(f"{bus.epoch}-2", [BALANCE_LOW])
+    assert replay.complete and [e.data["i"] for e in replay.events] == [3]
+    bus.publish(BALANCE_LOW, {"i": 5})  # live, after the replay: no gap, no repeat
+    assert [e.data["i"] for e in sub.drain()] == [5]
+    # Event 1 fell out of what is kept: what is left comes, flagged incomplete.
+    _, old = bus.subscribe_after(first.event_id)
+    assert not old.complete and "no longer kept" in old.reason
+    assert [e.data["i"] for e in old.events] == [3, 4, 5]
+    # Up to date: nothing to replay, and nothing is missing.
+    _, current = bus.subscribe_after(f"{bus.epoch}-5")
+    assert current.complete and current.events == [] and current.position == f"{bus.epoch}-5"
+    _, fresh = bus.subscribe_after(None)
+    assert fresh.complete and fresh.events == [] and fresh.position == f"{bus.epoch}-5"
+    # An id from another process (another epoch), from the future, or not an id at all.
+    for stale in (f"{EventBus().epoch}-2", f"{bus.epoch}-99", "7", "", "x-y"):
+        _, r = bus.subscribe_after(stale)
+        assert not r.complete and r.events == [] and "current run" in r.reason, stale
 
 
 def test_bus_wakes_an_async_reader_from_another_thread() -> None:

@@ -310,7 +310,10 @@ def test_driver_finds_tops_up_charges_stops_and_verifies_the_receipt_on_chain(
     expect(page.locator("#verify-title")).to_contain_text("verified")
 
     # What the page showed is what the chain holds: the bill came out of the vehicle's deposit.
-    bill = httpx.get(f"{platform.url}/api/v1/web/sessions/{session_id}").json()["receipt"]
+    assert httpx.get(f"{platform.url}/api/v1/web/sessions/{session_id}").status_code == 401  # not without sign-in
+    token = page.evaluate("() => sessionStorage.getItem('electra.siwe')")
+    bill = httpx.get(f"{platform.url}/api/v1/web/sessions/{session_id}", headers={"Authorization": f"Bearer {token}"})
+    bill = bill.json()["receipt"]
     assert e.payments.balance(vehicle_id, e.stablecoin.address) == 25 * 10**6 - int(bill["amount"])
     assert int(bill["amount"]) > 0
     page.get_by_role("heading", name="Wallet history").scroll_into_view_if_needed()
@@ -379,7 +382,10 @@ def test_host_registers_a_charger_sets_tariff_and_lease_and_sees_earnings(browse
     expect(page.locator("#heatmap-table caption")).to_contain_text(busiest)
     cells = page.locator("#heatmap-table tbody td").all_inner_texts()
     assert len(cells) == 7 * 24
-    u = httpx.get(f"{platform.url}/api/v1/web/chargers/{busiest}/utilization").json()
+    token = page.evaluate("() => sessionStorage.getItem('electra.siwe')")
+    u = httpx.get(
+        f"{platform.url}/api/v1/web/chargers/{busiest}/utilization", headers={"Authorization": f"Bearer {token}"}
+    ).json()
     shown = [int(c) for c in cells if c.strip()]
     assert shown, "the history's sessions make some hours busy"
     # The page rounds permille to percent half up (JavaScript's Math.round), not half to even.
@@ -520,8 +526,35 @@ def test_sign_in_with_ethereum_against_the_api(browser: Browser, platform: Platf
     page.wait_for_load_state("networkidle")
     page.reload()
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    # The token outlives a reload: still signed in, the driver's own vehicles load with it.
+    expect(page.locator("#signin-state")).to_have_text("signed in")
+    expect(page.locator(f"#balance-{platform.driver_vehicle_id}-EUSD")).to_be_visible()
     assert any(h.startswith("Bearer ") for h in authorized)
     watch.check()
+
+    # The token ended (here: logged out elsewhere): the next private read is a 401, the page drops
+    # the token and offers to sign in again, which brings the vehicles back.
+    ended = page.evaluate(
+        """async () => {
+            const token = sessionStorage.getItem("electra.siwe");
+            const headers = { Authorization: `Bearer ${token}` };
+            const r = await fetch("/api/v1/auth/logout", { method: "POST", headers });
+            return r.status;
+        }"""
+    )
+    assert ended == 204
+    page.reload()
+    expect(page.locator("#signin-state")).to_have_text("connected")
+    expect(page.locator("#signed-out-note")).to_contain_text("Sign in with your wallet to see your vehicles")
+    assert page.evaluate("() => sessionStorage.getItem('electra.siwe')") is None
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#signin-state")).to_have_text("signed in")
+    expect(page.locator(f"#balance-{platform.driver_vehicle_id}-EUSD")).to_be_visible()
+    # The dead token's one refusal (then the same request without it), and nothing else.
+    assert any(p.startswith("HTTP 401: ") for p in watch.problems), watch.problems
+    expected = ("HTTP 401: ", "console error: Failed to load resource")
+    left = [p for p in watch.problems if not p.startswith(expected) and not p.endswith("net::ERR_ABORTED")]
+    assert left == [], left  # a request the reload cut short is not a problem
     ctx.close()
 
 

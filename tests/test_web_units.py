@@ -1,15 +1,17 @@
-"""The web app's pure parts: utilization by hour of the week, and signed actions (the message,
-one-time nonces, expiry, who signed)."""
+"""The web app's core parts: utilization by hour of the week, and signed actions (the message,
+one-time nonces, expiry, who signed), in memory and in the store."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import Engine
 
 from electra.domain.utilization import HOUR_MS, HOURS_PER_WEEK, hour_of_week, weekly_occupancy
 from electra.errors import InvalidInput
@@ -105,3 +107,48 @@ def test_an_action_expires_and_unknown_kinds_and_accounts_are_refused() -> None:
     small.issue("h", "stop", holder.address, {}, "Stop.")
     with pytest.raises(ActionRefused):
         small.issue("h", "stop", holder.address, {}, "Stop again.")
+
+
+def test_a_stored_action_is_confirmed_through_any_process_once_and_survives_a_restart(store_engine: Engine) -> None:
+    """In the store (what the API uses): issued by one process, confirmed through another (or after a
+    restart), at most once even when several race for it; expiry and the pending cap still hold."""
+    holder, other = Account.create(), Account.create()
+    now = [1_767_600_000.0]
+    one = ActionBook(clock=lambda: now[0], engine=store_engine)
+    action = one.issue("h", "lease", holder.address, {"charger_id": "CP-1", "windows": ["daily 06:00-22:00"]}, "Lease.")
+    two = ActionBook(clock=lambda: now[0], engine=store_engine)  # another API process, or this one restarted
+    with pytest.raises(ActionRefused, match="signed by"):
+        two.take(action.nonce, _sign(other, action.message))  # a wrong signer leaves it pending
+    assert two.take(action.nonce, _sign(holder, action.message)) == action
+    with pytest.raises(ActionUnknown):
+        one.take(action.nonce, _sign(holder, action.message))
+
+    raced = one.issue("h", "stop", holder.address, {"session_id": 7}, "Stop.")
+    signature = _sign(holder, raced.message)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def take() -> None:
+        try:
+            ActionBook(clock=lambda: now[0], engine=store_engine).take(raced.nonce, signature)
+            outcome = "done"
+        except ActionUnknown:
+            outcome = "unknown"
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=take) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["done"] + ["unknown"] * 5
+
+    late = one.issue("h", "topup", holder.address, {"vehicle_id": 1}, "Top up.")
+    now[0] += 301
+    with pytest.raises(ActionUnknown):
+        two.take(late.nonce, _sign(holder, late.message))
+    capped = ActionBook(clock=lambda: now[0], engine=store_engine, max_pending=1)
+    capped.issue("h", "stop", holder.address, {}, "Stop.")  # the expired one was swept first
+    with pytest.raises(ActionRefused, match="too many"):
+        capped.issue("h", "stop", holder.address, {}, "Stop again.")

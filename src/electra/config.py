@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     api_siwe_domain: str | None = Field(
         default=None, description="The domain Sign-In with Ethereum messages must name; default: the request's Host."
     )
+    api_rate_limits: Literal["auto", "memory", "database"] = Field(
+        default="auto",
+        description="Where the API's rate-limit buckets live: database (shared by every API process), memory "
+        "(per process), auto (database on PostgreSQL, memory on SQLite).",
+    )
     api_log: Path | None = Field(
         default=None, description="The REST API's JSON log lines; default <data_dir>/logs/api.jsonl; '-' is stderr."
     )

@@ -31,8 +31,9 @@ from electra import __version__
 from electra.api.context import ApiContext, ApiProblem
 from electra.api.deps import authenticate
 from electra.api.observability import Observed
-from electra.api.ratelimit import RateLimiter, RateLimits
+from electra.api.ratelimit import Limiter, RateLimiter, RateLimits
 from electra.chain.bindings import Electra
+from electra.config import Settings
 from electra.discovery.index import StationIndex
 from electra.errors import ChainError, ContractReverted, ElectraError, InvalidInput
 from electra.payments.events import EventBus
@@ -95,6 +96,8 @@ def create_app(
     providers: Sequence[PaymentProvider] = (),
     siwe_domain: str | None = None,
     rate_limits: RateLimits | None = None,
+    limiter: Limiter | None = None,
+    settings: Settings | None = None,
     clock: Callable[[], float] | None = None,
 ) -> FastAPI:
     """The API over the platform's database. ``electra`` gives the chain bindings (None when no
@@ -105,7 +108,10 @@ def create_app(
     the CentralSystem (live status, readiness, metrics); ``csms_loop`` is its event loop if it is
     not the API's. ``bus`` carries live events (the session service and wallets publish on it);
     ``providers`` are the fiat top-up providers whose webhooks arrive at /api/v1/webhooks/{name};
-    ``siwe_domain`` is the domain sign-in messages must name (default: the request's Host)."""
+    ``siwe_domain`` is the domain sign-in messages must name (default: the request's Host);
+    ``limiter`` holds the rate-limit buckets (default: in memory, at ``rate_limits``); ``settings``
+    say where the web app finds the control channel, the sandbox secret and the device keys
+    (default: ELECTRA_* and the settings file)."""
     import time
 
     from electra.api.routes import admin, auth, dao, events, host, ops, sessions, vehicles
@@ -125,7 +131,7 @@ def create_app(
         bus=bus if bus is not None else EventBus(),
         providers=tuple(providers),
         siwe_domain=siwe_domain,
-        limiter=RateLimiter(rate_limits),
+        limiter=limiter if limiter is not None else RateLimiter(rate_limits),
         clock=clock or time.time,
     )
     ctx.metrics.watch(engine, system)
@@ -146,7 +152,7 @@ def create_app(
     from electra.api.web import static_files, web_router  # the web app: pages, /static, /api/v1/web
 
     # The web app's own routes are not part of the public API document (docs/web.md lists them).
-    app.include_router(web_router(engine, electra, stations), dependencies=everyone, include_in_schema=False)
+    app.include_router(web_router(engine, electra, stations, settings), dependencies=everyone, include_in_schema=False)
     app.mount("/static", static_files(), name="static")
     _handle_errors(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

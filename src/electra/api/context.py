@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from electra.api.auth import ApiKeyBook, NonceBook, Roles, SessionBook
 from electra.api.observability import ApiMetrics
-from electra.api.ratelimit import RateLimiter
+from electra.api.ratelimit import Limiter, RateLimiter
 from electra.chain.bindings import Electra
 from electra.discovery.index import StationIndex
 from electra.errors import ElectraError
@@ -55,7 +55,7 @@ class ApiContext:
     bus: EventBus = field(default_factory=EventBus)
     providers: Sequence[PaymentProvider] = ()
     siwe_domain: str | None = None
-    limiter: RateLimiter = field(default_factory=RateLimiter)
+    limiter: Limiter = field(default_factory=RateLimiter)
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
     clock: Callable[[], float] = time.time
     _lock: threading.Lock = field(default_factory=threading.Lock)

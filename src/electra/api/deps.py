@@ -146,14 +146,18 @@ def not_yours(what: str) -> ApiProblem:
     return ApiProblem(403, f"not-your-{what}", f"this {what} is not yours", f"sign in with the {what}'s owner")
 
 
-def vehicle_access(vehicle_id: VehicleIdPath, caller: SignedIn, ctx: Ctx) -> int:
-    """The vehicle's owner (VehicleLedger, asked of the chain now) or staff."""
+def check_vehicle(ctx: ApiContext, caller: Principal, vehicle_id: int) -> int:
+    """The vehicle's owner (VehicleLedger, asked of the chain now) or staff; else 403. For routes
+    whose vehicle is in the body; :data:`OwnVehicle` is the same for a path's vehicle."""
     if caller.staff:
         return vehicle_id
-    assert caller.address is not None
-    if not ctx.roles.owns_vehicle(caller.address, vehicle_id):
+    if caller.kind != "address" or caller.address is None or not ctx.roles.owns_vehicle(caller.address, vehicle_id):
         raise not_yours("vehicle")
     return vehicle_id
+
+
+def vehicle_access(vehicle_id: VehicleIdPath, caller: SignedIn, ctx: Ctx) -> int:
+    return check_vehicle(ctx, caller, vehicle_id)
 
 
 OwnVehicle = Annotated[int, Depends(vehicle_access)]

@@ -83,6 +83,9 @@ class ApiMetrics:
             registry=self.registry,
         )
         self.sse_streams = Gauge("electra_sse_streams", "Event streams open now", registry=self.registry)
+        self.sse_replayed = Counter(
+            "electra_sse_replayed_events", "Events replayed on reconnection", registry=self.registry
+        )
         self.sse_dropped = Counter(
             "electra_sse_dropped_events", "Events dropped for slow event-stream readers", registry=self.registry
         )

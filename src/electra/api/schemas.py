@@ -108,6 +108,23 @@ class LeasePublic(Schema):
     windows: list[str]
 
 
+class LeaseUpdate(Schema):
+    public: bool = Field(description="Open to the public in its windows, or only to the allowed vehicles")
+    windows: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=28, description="e.g. 'Mon-Fri 07:00-19:00' (UTC); none: at any time"
+    )
+    allowed_vehicles: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+        default_factory=list, max_length=1000, description="Vehicles admitted at any time (the host's own, say)"
+    )
+
+
+class LeaseHeld(LeasePublic):
+    """The lease as its holder sees it: with the vehicles it always admits."""
+
+    charger_id: str
+    allowed_vehicles: list[int]
+
+
 class StationPublic(Schema):
     token_id: int
     charger_id: str

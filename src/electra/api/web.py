@@ -7,6 +7,8 @@ a session as it charges, a host's earnings and utilization, the DAO's proposals;
 transactions the pages hand to the user's wallet (electra.web.transactions); and the signed
 actions for what changes off-chain (electra.web.actions).
 
+What is someone's own takes the API's guards (electra.api.deps): a driver's vehicles, sessions and
+history, and a host's earnings and utilization, answer only that signed-in wallet or staff.
 Errors are ``application/problem+json`` like the rest of the API.
 """
 
@@ -17,13 +19,15 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 import requests
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
 from electra.api.app import problem
+from electra.api.context import ApiProblem
+from electra.api.deps import Ctx, OwnCharger, OwnVehicle, SessionAccess, SignedIn, check_vehicle, not_yours
 from electra.chain.bindings import Electra
 from electra.config import Settings, load_settings
 from electra.domain.station import CONNECTOR_ALIASES, OCPP_ALIASES
@@ -42,6 +46,18 @@ CSP = (
     "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
 Address = Annotated[str, Path(pattern="^0x[0-9a-fA-F]{40}$", description="An account address")]
+
+
+def account_access(address: Address, caller: SignedIn) -> str:
+    """The signed-in wallet itself (checksummed), or staff: a driver's vehicles and balances and a
+    host's earnings are theirs to see."""
+    who = checksum_account(address)
+    if caller.staff or (caller.kind == "address" and caller.address == who):
+        return who
+    raise not_yours("account")
+
+
+OwnAccount = Annotated[str, Depends(account_access)]
 
 
 # ---------------------------------------------------------------- request schemas
@@ -179,7 +195,7 @@ def web_router(
     are."""
     cfg = settings if settings is not None else load_settings()
     router = APIRouter()
-    book = ActionBook()
+    book = ActionBook(engine=engine)  # in the store: any API process confirms, a restart keeps them
 
     def chain() -> Electra:
         e = electra()
@@ -261,9 +277,9 @@ def web_router(
     # ------------------------------------------------------------ drivers
 
     @router.get(f"{PREFIX}/drivers/{{address}}", tags=["web"], summary="A driver's vehicles and their balances")
-    def driver(address: Address) -> Any:
+    def driver(who: OwnAccount) -> Any:
         def work() -> dict[str, Any]:
-            e, who = chain(), checksum_account(address)
+            e = chain()
             wallet = WalletService(store(), e)
             out = []
             for v in views.vehicles_of(e, who):
@@ -293,15 +309,11 @@ def web_router(
     @router.get(
         f"{PREFIX}/vehicles/{{vehicle_id}}/sessions", tags=["web"], summary="A vehicle's sessions, newest first"
     )
-    def vehicle_sessions(
-        vehicle_id: Annotated[int, Path(ge=1, le=2**63 - 1)], limit: Annotated[int, Query(ge=1, le=200)] = 20
-    ) -> Any:
+    def vehicle_sessions(vehicle_id: OwnVehicle, limit: Annotated[int, Query(ge=1, le=200)] = 20) -> Any:
         return _answer(lambda: {"items": views.sessions_of_vehicle(store(), vehicle_id, limit)})
 
     @router.get(f"{PREFIX}/vehicles/{{vehicle_id}}/history", tags=["web"], summary="A vehicle's wallet history")
-    def vehicle_history(
-        vehicle_id: Annotated[int, Path(ge=1, le=2**63 - 1)], limit: Annotated[int, Query(ge=1, le=200)] = 20
-    ) -> Any:
+    def vehicle_history(vehicle_id: OwnVehicle, limit: Annotated[int, Query(ge=1, le=200)] = 20) -> Any:
         def work() -> dict[str, Any]:
             wallet = WalletService(store(), chain())
             page_ = wallet.history(vehicle_id=vehicle_id, limit=limit)
@@ -320,7 +332,9 @@ def web_router(
         tags=["web"],
         summary="A session as it charges (energy, power, readings) and after (receipt, anchoring)",
     )
-    def session(session_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> Any:
+    def session(grant: SessionAccess) -> Any:
+        session_id = grant.row.id
+
         def work() -> Any:
             view = views.session_view(store(), session_id)
             if view is None:
@@ -334,7 +348,8 @@ def web_router(
         tags=["web"],
         summary="The EIP-712 ChargeAuthorization for the driver's wallet to sign",
     )
-    def charge_authorization(body: AuthorizationCreate) -> Any:
+    def charge_authorization(body: AuthorizationCreate, caller: SignedIn, ctx: Ctx) -> Any:
+        check_vehicle(ctx, caller, body.vehicle_id)
         return _answer(
             lambda: operations().charge_authorization(body.vehicle_id, body.charger_id, body.max_amount, body.asset)
         )
@@ -344,7 +359,12 @@ def web_router(
         tags=["web"],
         summary="Start a charge: submit the signed authorization, then ask the charger to start (OCPP remote start)",
     )
-    async def charge_start(body: ChargeStart) -> Any:
+    async def charge_start(body: ChargeStart, caller: SignedIn, ctx: Ctx) -> Any:
+        vehicle = body.authorization.get("vehicleId")
+        if not isinstance(vehicle, int | str) or not str(vehicle).isdecimal() or not 1 <= int(vehicle) <= 2**63 - 1:
+            raise ApiProblem(422, "invalid-request", "the authorization has no vehicleId", "sign it again")
+        await asyncio.to_thread(check_vehicle, ctx, caller, int(vehicle))
+
         async def work() -> dict[str, Any]:
             ops_ = operations()
             authorization_id, vehicle_id, token = await asyncio.to_thread(ops_.submit_authorization, body.authorization)
@@ -395,9 +415,9 @@ def web_router(
     # ------------------------------------------------------------ hosts
 
     @router.get(f"{PREFIX}/hosts/{{address}}", tags=["web"], summary="A host's chargers, earnings and staking")
-    def host(address: Address) -> Any:
+    def host(who: OwnAccount) -> Any:
         def work() -> dict[str, Any]:
-            e, who = chain(), checksum_account(address)
+            e = chain()
             records = views.chargers_of(e, who)
             wallet = WalletService(store(), e)
             earnings = wallet.earnings(who)
@@ -420,15 +440,15 @@ def web_router(
         tags=["web"],
         summary="What a host was paid for settled sessions, per charger, over time",
     )
-    def host_earnings(address: Address, bucket: Literal["auto", "hour", "day"] = "auto") -> Any:
-        return _answer(lambda: views.earnings_series(store(), checksum_account(address), bucket))
+    def host_earnings(who: OwnAccount, bucket: Literal["auto", "hour", "day"] = "auto") -> Any:
+        return _answer(lambda: views.earnings_series(store(), who, bucket))
 
     @router.get(
         f"{PREFIX}/chargers/{{charger_id}}/utilization",
         tags=["web"],
         summary="Busy share of each hour of the week (UTC) over the last four weeks",
     )
-    def charger_utilization(charger_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Any:
+    def charger_utilization(charger_id: OwnCharger) -> Any:
         def work() -> dict[str, Any]:
             e = chain()
             token_id = e.stations.token_id_of(charger_id)

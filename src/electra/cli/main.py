@@ -297,6 +297,7 @@ async def _start_api(system: Any, bus: Any = None) -> tuple[Any, asyncio.Task[No
 
     from electra.api.app import create_app
     from electra.api.observability import install_json_logs
+    from electra.api.ratelimit import limiter_for
     from electra.errors import DeploymentMissing
     from electra.ocpp.commands import Commands
     from electra.payments.providers import SandboxProvider, load_or_create_secret
@@ -332,6 +333,8 @@ async def _start_api(system: Any, bus: Any = None) -> tuple[Any, asyncio.Task[No
         bus=bus,
         providers=[sandbox],
         siwe_domain=s.api_siwe_domain,
+        limiter=limiter_for(system.store.engine, s.api_rate_limits),
+        settings=s,  # --data-dir and the other options reach the web app's routes too
     )
     server = uvicorn.Server(
         uvicorn.Config(

@@ -7,12 +7,18 @@ anywhere. The API layer turns a subscription into Server-Sent Events (:meth:`Bus
 
 A slow subscriber never blocks a publisher: each subscription keeps at most ``maxsize`` events,
 drops the oldest beyond that and counts what it dropped.
+
+The bus also keeps its last ``retain`` events, so a client that reconnects can ask for what it
+missed (:meth:`EventBus.subscribe_after`, SSE's ``Last-Event-ID``). Event ids are
+``<bus epoch>-<seq>``: the epoch is new in every process, so an id from before a restart is
+recognised as such and the client is told to re-read its state instead of silently missing events.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -31,13 +37,31 @@ WITHDRAWN = "wallet.withdrawal"
 
 @dataclass(frozen=True)
 class BusEvent:
-    seq: int  # per bus, from 1: the SSE id a reconnecting client reports back
+    seq: int  # per bus, from 1
     topic: str
     data: Mapping[str, Any]
+    epoch: str = ""  # the bus's, new per process
+
+    @property
+    def event_id(self) -> str:
+        """The SSE id a reconnecting client reports back (``Last-Event-ID``)."""
+        return f"{self.epoch}-{self.seq}"
 
     def sse(self) -> str:
         """The event as one Server-Sent Events message."""
-        return f"id: {self.seq}\nevent: {self.topic}\ndata: {json.dumps(dict(self.data), sort_keys=True)}\n\n"
+        body = json.dumps(dict(self.data), sort_keys=True)
+        return f"id: {self.event_id}\nevent: {self.topic}\ndata: {body}\n\n"
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What a reconnecting subscriber missed: the retained events after its id, and whether that is
+    all of them (False: the id is from another process, or older than what the bus retains)."""
+
+    events: list[BusEvent]
+    complete: bool
+    position: str  # the id of the bus's last event when the subscription began
+    reason: str = ""
 
 
 class Subscription:
@@ -134,10 +158,12 @@ class Subscription:
 class EventBus:
     """Fan-out of events to every subscription whose topics match."""
 
-    def __init__(self) -> None:
+    def __init__(self, retain: int = 10_000) -> None:
         self._subs: list[Subscription] = []
         self._lock = threading.Lock()
         self._seq = 0
+        self.epoch = secrets.token_hex(4)
+        self._recent: deque[BusEvent] = deque(maxlen=max(0, retain))
 
     def subscribe(self, topics: Iterable[str] | None = None, maxsize: int = 1000) -> Subscription:
         """A new subscription to ``topics`` (all topics when None)."""
@@ -146,10 +172,33 @@ class EventBus:
             self._subs.append(sub)
         return sub
 
+    def subscribe_after(
+        self, last_event_id: str | None, topics: Iterable[str] | None = None, maxsize: int = 1000
+    ) -> tuple[Subscription, Replay]:
+        """A new subscription, and the retained events after ``last_event_id`` on its topics (None:
+        from now on), taken under one lock so that no event falls between the replay and the live
+        stream."""
+        sub = Subscription(self, frozenset(topics) if topics is not None else None, max(1, maxsize))
+        with self._lock:
+            self._subs.append(sub)
+            position = f"{self.epoch}-{self._seq}"
+            if last_event_id is None:
+                return sub, Replay([], True, position)
+            epoch, _, seq_text = last_event_id.strip().partition("-")
+            if epoch != self.epoch or not seq_text.isdecimal() or int(seq_text) > self._seq:
+                return sub, Replay([], False, position, "the event id is not from this server's current run")
+            after = int(seq_text)
+            oldest = self._recent[0].seq if self._recent else self._seq + 1
+            missed = [e for e in self._recent if e.seq > after and sub.wants(e.topic)]
+        if after + 1 < oldest:
+            return sub, Replay(missed, False, position, f"events before {self.epoch}-{oldest} are no longer kept")
+        return sub, Replay(missed, True, position)
+
     def publish(self, topic: str, data: Mapping[str, Any]) -> BusEvent:
         with self._lock:
             self._seq += 1
-            event = BusEvent(self._seq, topic, dict(data))
+            event = BusEvent(self._seq, topic, dict(data), self.epoch)
+            self._recent.append(event)
             subs = [s for s in self._subs if s.wants(topic)]
         for sub in subs:
             sub._deliver(event)

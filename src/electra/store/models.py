@@ -542,6 +542,34 @@ class AuthSessionRecord(Base):
     revoked_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
+class WebActionRecord(Base):
+    """A signed web action waiting for its wallet's signature (electra.web.actions.ActionBook):
+    the row is deleted when the action is taken, so it is done at most once, by any API process."""
+
+    __tablename__ = "web_actions"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    account: Mapped[str] = mapped_column(String(42), nullable=False)
+    params: Mapped[str] = mapped_column(Text, nullable=False)  # JSON
+    statement: Mapped[str] = mapped_column(Text, nullable=False)
+    message: Mapped[str] = mapped_column(Text, nullable=False)
+    expires_at: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)  # unix seconds
+
+
+class RateBucketRecord(Base):
+    """One caller's token bucket, shared by every API process on this database
+    (electra.api.ratelimit.DatabaseRateLimiter): milli-requests left, as of ``at_ms``."""
+
+    __tablename__ = "api_rate_buckets"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # key | address | ip
+    who: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    allowed: Mapped[bool] = mapped_column(Boolean, nullable=False)  # was the last request let through
+
+
 class ApiKeyRecord(Base):
     """An operator's or an integration's API key: ``elk_<key_id>_<secret>``; only the secret's
     SHA-256 is kept. A rotated key keeps working until ``expires_at_ms``."""

@@ -28,6 +28,7 @@ session, these per-action signatures remain the proof that the key holder agreed
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 import threading
 import time
@@ -38,8 +39,11 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils.address import is_address, to_checksum_address
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.orm import Session
 
 from electra.errors import ElectraError, InvalidInput
+from electra.store.models import WebActionRecord
 
 LIFETIME_S = 300
 MAX_PENDING = 10_000
@@ -105,8 +109,9 @@ def recover_signer(message: str, signature: str) -> str:
 
 
 class ActionBook:
-    """Actions issued and waiting for their signature, in memory: a restart forgets them, and the
-    page asks again."""
+    """Actions issued and waiting for their signature: in the store when given an engine (every API
+    process shares them and a restart keeps them; taking one deletes its row, so it is done once),
+    else in this process's memory."""
 
     def __init__(
         self,
@@ -114,7 +119,9 @@ class ActionBook:
         new_nonce: Callable[[], str] = lambda: secrets.token_hex(16),
         lifetime_s: int = LIFETIME_S,
         max_pending: int = MAX_PENDING,
+        engine: Engine | None = None,
     ) -> None:
+        self._engine = engine
         self._clock = clock
         self._new_nonce = new_nonce
         self.lifetime_s = lifetime_s
@@ -138,6 +145,9 @@ class ActionBook:
             action_message(host, statement, who, kind, nonce, expires_at),
             expires_at,
         )
+        if self._engine is not None:
+            self._store(action, now)
+            return action
         with self._lock:
             self._drop_expired(now)
             if len(self._pending) >= self.max_pending:
@@ -145,20 +155,62 @@ class ActionBook:
             self._pending[nonce] = action
         return action
 
+    def _store(self, action: PendingAction, now: int) -> None:
+        assert self._engine is not None
+        with Session(self._engine) as s, s.begin():
+            s.execute(delete(WebActionRecord).where(WebActionRecord.expires_at <= now))
+            if s.scalar(select(func.count()).select_from(WebActionRecord)) >= self.max_pending:
+                raise ActionRefused("too many actions wait for a signature", "sign or let them expire, then retry")
+            s.add(
+                WebActionRecord(
+                    nonce=action.nonce,
+                    kind=action.kind,
+                    account=action.account,
+                    params=json.dumps(action.params, sort_keys=True),
+                    statement=action.statement,
+                    message=action.message,
+                    expires_at=action.expires_at,
+                )
+            )
+
+    def _take_stored(self, nonce: str, signature: str, now: int) -> PendingAction:
+        assert self._engine is not None
+        with Session(self._engine) as s:
+            row = s.get(WebActionRecord, nonce)
+        if row is None or row.expires_at <= now:
+            raise ActionUnknown(f"no pending action with nonce {nonce!r}", "ask for the action again")
+        action = PendingAction(
+            row.nonce, row.kind, row.account, json.loads(row.params), row.statement, row.message, row.expires_at
+        )
+        self._check_signer(action, signature)
+        with self._engine.begin() as c:  # taking it is deleting it: one taker wins, whichever process
+            taken = c.execute(
+                delete(WebActionRecord).where(WebActionRecord.nonce == nonce, WebActionRecord.expires_at > now)
+            ).rowcount
+        if taken != 1:
+            raise ActionUnknown(f"the action with nonce {nonce!r} was just taken or expired", "ask for it again")
+        return action
+
+    @staticmethod
+    def _check_signer(action: PendingAction, signature: str) -> None:
+        signer = recover_signer(action.message, signature)
+        if signer != action.account:
+            raise ActionRefused(
+                f"the action was signed by {signer}, not by {action.account}", "sign with the account that asked"
+            )
+
     def take(self, nonce: str, signature: str) -> PendingAction:
         """The action, once: the signature must recover to its account. A wrong signature leaves it
         pending (the right wallet may still sign it)."""
         now = int(self._clock())
+        if self._engine is not None:
+            return self._take_stored(nonce, signature, now)
         with self._lock:
             self._drop_expired(now)
             action = self._pending.get(nonce)
             if action is None:
                 raise ActionUnknown(f"no pending action with nonce {nonce!r}", "ask for the action again")
-            signer = recover_signer(action.message, signature)
-            if signer != action.account:
-                raise ActionRefused(
-                    f"the action was signed by {signer}, not by {action.account}", "sign with the account that asked"
-                )
+            self._check_signer(action, signature)
             del self._pending[nonce]
         return action
 

@@ -5,18 +5,25 @@ Fed by the platform's event bus (electra.payments.events): the session service p
 side ``balance.low``, ``balance.recovered``, ``wallet.topup``, ``wallet.deposit`` and
 ``wallet.withdrawal``. Each caller sees what it may see: anyone a charger's status; a driver the
 events of its vehicles; a host the sessions at its chargers; operators everything. A comment line
-every 15 s keeps proxies from closing a quiet stream. Events missed while disconnected are not
-replayed: a client that reconnects reads the state it needs over REST.
+every 15 s keeps proxies from closing a quiet stream.
+
+Every event has an id (``<epoch>-<seq>``), and the stream opens with the id of the bus's position,
+so a browser's EventSource always has one to send back. A client that reconnects with
+``Last-Event-ID`` (or ``last_event_id``) first gets the events it missed that it may see, from the
+last 10,000 the process keeps, then the live ones, with no gap between them. When that is not all
+it missed (the process restarted, or the id is older than what is kept) it gets a ``reset`` event
+first, saying why: it should re-read the state it shows over REST.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
@@ -79,6 +86,13 @@ async def events(
     access_token: Annotated[
         str | None, Query(max_length=200, description="A session token, for EventSource (which cannot send headers)")
     ] = None,
+    last_event_id_header: Annotated[
+        str | None,
+        Header(alias="Last-Event-ID", max_length=64, description="The last event's id: replay what came after it"),
+    ] = None,
+    last_event_id: Annotated[
+        str | None, Query(max_length=64, description="As the Last-Event-ID header, for clients that cannot set it")
+    ] = None,
 ) -> StreamingResponse:
     if access_token is not None and caller.kind == "anonymous":
         if not access_token.startswith(TOKEN_PREFIX):
@@ -99,13 +113,22 @@ async def events(
         wanted = PUBLIC_TOPICS
     visibility = Visibility(ctx, caller)
     await visibility.refresh()
-    sub = ctx.bus.subscribe(wanted, maxsize=1_000)
+    resume = last_event_id_header if last_event_id_header is not None else last_event_id
+    sub, replay = ctx.bus.subscribe_after(resume, wanted, maxsize=1_000)
 
     async def stream() -> AsyncIterator[str]:
         ctx.metrics.sse_streams.inc()
         dropped = 0
         try:
-            yield f"retry: 3000\n: subscribed to {','.join(sorted(wanted))}\n\n"
+            # The id sets the client's last event id without dispatching anything (HTML's SSE rules).
+            yield f"retry: 3000\nid: {replay.position}\n: subscribed to {','.join(sorted(wanted))}\n\n"
+            if not replay.complete:
+                reset = {"reason": replay.reason, "fix": "re-read the state you show over REST"}
+                yield f"event: reset\ndata: {json.dumps(reset, sort_keys=True)}\n\n"
+            for missed in replay.events:
+                if visibility.sees(missed):
+                    ctx.metrics.sse_replayed.inc()
+                    yield missed.sse()
             while True:
                 try:
                     event = await asyncio.wait_for(sub.get(), HEARTBEAT_S)

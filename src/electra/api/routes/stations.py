@@ -1,4 +1,4 @@
-"""Stations: nearby, details, tariff (read by anyone, set by the holder), live status, price."""
+"""Stations: nearby, details, tariff and lease (read by anyone, set by the holder), live status, price."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
 from electra.api.context import ApiContext, ApiProblem, chain_off
-from electra.api.deps import Chain, ChargerIdPath, Ctx, HeldCharger, SignedIn, Store
+from electra.api.deps import Chain, ChargerIdPath, Ctx, HeldCharger, OwnCharger, SignedIn, Store
 from electra.api.repositories import ChargerRepository
 from electra.api.routes import COMMON
 from electra.api.schemas import (
     ConnectorPublic,
+    LeaseHeld,
     LeasePublic,
+    LeaseUpdate,
     NearbyPublic,
     PricePublic,
     StationPublic,
@@ -137,6 +139,36 @@ def set_tariff(charger_id: HeldCharger, caller: SignedIn, ctx: Ctx, body: Tariff
     except InvalidInput as exc:
         raise ApiProblem(400, "tariff-out-of-bounds", exc.cause, exc.fix) from exc
     return _tariff_public(charger_id, t, False)
+
+
+def _lease_held(lease: Any) -> LeaseHeld:
+    return LeaseHeld(
+        charger_id=lease.charger_id,
+        public=lease.public,
+        windows=[w.text() for w in lease.windows],
+        allowed_vehicles=sorted(lease.allowed_vehicles),
+    )
+
+
+@router.get(
+    "/{charger_id}/lease", summary="The lease with the vehicles it always admits (the charger's holder, or staff)"
+)
+def lease(charger_id: OwnCharger, e: Chain, engine: Store) -> LeaseHeld:
+    _token_id(e, charger_id)
+    return _lease_held(LeaseBook(engine).get(charger_id))
+
+
+@router.put(
+    "/{charger_id}/lease",
+    summary="Leases the charger: to the public in its windows, or only to listed vehicles (the charger's holder)",
+)
+def set_lease(charger_id: HeldCharger, e: Chain, engine: Store, body: LeaseUpdate) -> LeaseHeld:
+    _token_id(e, charger_id)
+    try:
+        held = LeaseBook(engine).set(charger_id, body.public, body.windows, body.allowed_vehicles)
+    except InvalidInput as exc:
+        raise ApiProblem(400, "lease-invalid", exc.cause, exc.fix) from exc
+    return _lease_held(held)
 
 
 @router.get("/{charger_id}/status", summary="Live status: connected now, connectors as the charger last reported")

@@ -12,12 +12,22 @@ export class ApiError extends Error {
   }
 }
 
-const SESSION_KEY = "electra.siwe";
+const SESSION_KEY = "electra.siwe"; // the API's session token from sign-in (EIP-4361)
+const SESSION_ACCOUNT_KEY = "electra.siwe.account"; // whose token it is
+
+export function sessionToken() {
+  return sessionStorage.getItem(SESSION_KEY);
+}
+
+function forgetSession() {
+  sessionStorage.removeItem(SESSION_KEY);
+  sessionStorage.removeItem(SESSION_ACCOUNT_KEY);
+}
 
 export async function api(path, { method = "GET", body } = {}) {
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const token = sessionStorage.getItem(SESSION_KEY);
+  const token = sessionToken();
   if (token) headers.Authorization = `Bearer ${token}`;
   const res = await fetch(path, {
     method,
@@ -33,6 +43,16 @@ export async function api(path, { method = "GET", body } = {}) {
     } catch {
       data = { title: text };
     }
+  }
+  if (res.status === 401 && token) {
+    // The token expired or was ended (the API refuses a dead token even on public routes): drop
+    // it, ask once more without it, and let the pages offer to sign in again.
+    forgetSession();
+    if (wallet.signedIn) {
+      wallet.signedIn = false;
+      wallet.notify();
+    }
+    return api(path, { method, body });
   }
   if (!res.ok) throw new ApiError(res.status, data);
   return data;
@@ -153,12 +173,17 @@ export const wallet = {
   async use(accounts) {
     if (!accounts || accounts.length === 0) {
       this.account = null;
+      this.signedIn = false;
+      forgetSession();
       sessionStorage.removeItem("electra.account");
       this.notify();
       return null;
     }
     const info = await api(`/api/v1/web/accounts/${accounts[0]}`);
     this.account = info.address;
+    // A token is the account's that signed in for it: another account must sign in itself.
+    this.signedIn = Boolean(sessionToken()) && sessionStorage.getItem(SESSION_ACCOUNT_KEY) === this.account;
+    if (!this.signedIn) forgetSession();
     this.chainId = parseInt(await window.ethereum.request({ method: "eth_chainId" }), 16);
     sessionStorage.setItem("electra.account", this.account);
     this.notify();
@@ -229,7 +254,9 @@ export const wallet = {
     const signature = await this.personalSign(message);
     const answer = await api("/api/v1/auth/siwe", { method: "POST", body: { message, signature } });
     const token = answer && (answer.token || answer.access_token);
-    if (token) sessionStorage.setItem(SESSION_KEY, token);
+    if (!token) throw new Error("The API answered the sign-in without a session token");
+    sessionStorage.setItem(SESSION_KEY, token);
+    sessionStorage.setItem(SESSION_ACCOUNT_KEY, this.account);
     this.signedIn = true;
     this.notify();
     return true;
@@ -279,6 +306,9 @@ export function mountWallet() {
       el("span", { class: "visually-hidden" }, ` (${wallet.account})`),
       el("span", { id: "signin-state" }, wallet.signedIn ? "signed in" : "connected"),
     );
+    if (!wallet.signedIn) {
+      box.append(el("button", { type: "button", id: "sign-in", onclick: () => connectAndSignIn(box) }, "Sign in"));
+    }
   };
   wallet.onChange(render);
   render();
@@ -319,9 +349,14 @@ export async function follow(refresh, everyMs = 1500) {
     if (source) source.close();
   };
   if (cfg.features.events && typeof EventSource !== "undefined") {
-    source = new EventSource("/api/v1/events");
+    // EventSource cannot send headers: a signed-in page passes its session token in the query,
+    // so the stream carries its own sessions' progress, not only charger status.
+    const token = sessionToken();
+    source = new EventSource(token ? `/api/v1/events?access_token=${encodeURIComponent(token)}` : "/api/v1/events");
     source.onmessage = () => refresh();
-    for (const name of ["session", "session.started", "session.updated", "session.completed", "meter.values", "settled", "anchored"]) {
+    // The API's topics (docs/api.md), and "reset": the stream could not replay all that was missed.
+    const names = ["session.started", "session.progress", "session.stopped", "charger.status", "wallet.topup", "wallet.deposit", "wallet.withdrawal", "balance.low", "balance.recovered", "reset"];
+    for (const name of names) {
       source.addEventListener(name, () => refresh());
     }
     timer = setInterval(refresh, everyMs * 5); // a safety net for missed events

@@ -86,6 +86,12 @@ function renderVehicles() {
 
 async function loadDriver() {
   if (!wallet.account) return;
+  if (!wallet.signedIn) {
+    // What is yours (balances, sessions, earnings) is shown to your signed-in wallet only.
+    $("#signed-out-note").hidden = false;
+    $("#signed-out-note").textContent = "Sign in with your wallet to see your vehicles.";
+    return;
+  }
   $("#signed-out-note").hidden = true;
   const data = await api(`/api/v1/web/drivers/${wallet.account}`);
   vehicles = data.vehicles;

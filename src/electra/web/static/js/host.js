@@ -82,6 +82,12 @@ async function loadEarnings() {
 
 async function loadHost() {
   if (!wallet.account) return;
+  if (!wallet.signedIn) {
+    // What is yours (balances, sessions, earnings) is shown to your signed-in wallet only.
+    $("#signed-out-note").hidden = false;
+    $("#signed-out-note").textContent = "Sign in with your wallet to see your chargers.";
+    return;
+  }
   $("#signed-out-note").hidden = true;
   $("#register-button").disabled = false;
   host = await api(`/api/v1/web/hosts/${wallet.account}`);
