@@ -67,7 +67,7 @@ soak: deps pg-deps
 BENCH_DOC ?= docs/benchmarks.md
 BENCH_IMG ?= docs/img
 SOAK_MINUTES ?= 30
-bench: deps
+bench: deps pg-deps
 	mkdir -p bench/results
 	$(UV) run --frozen python bench/gas.py --write $(BENCH_DOC)
 	$(UV) run --frozen python bench/settlement_gas.py --write $(BENCH_DOC)
@@ -78,17 +78,19 @@ bench: deps
 	$(UV) run --frozen python bench/ocpp_load.py --write $(BENCH_DOC) --json bench/results/ocpp_load.json
 	$(UV) run --frozen python bench/forecast_eval.py --write docs/intelligence.md
 	$(UV) run --frozen python bench/maintenance_eval.py --write docs/intelligence.md
+	$(UV) run --frozen python bench/ratelimit.py --write $(BENCH_DOC)
 	$(UV) run --frozen python bench/soak.py --minutes $(SOAK_MINUTES) --write $(BENCH_DOC) --plot $(BENCH_IMG)/soak_memory.png --json bench/results/soak.json
 	$(UV) run --frozen python bench/report.py --doc $(BENCH_DOC) --img $(BENCH_IMG)
 
 ## A short run of the benchmarks that take minutes (CI runs it so they cannot rot): into
 ## bench/results/, never into docs/.
-bench-quick: deps
+bench-quick: deps pg-deps
 	mkdir -p bench/results/img
 	cp docs/benchmarks.md bench/results/benchmarks-quick.md
 	$(UV) run --frozen python bench/discovery.py --stations 20000 --queries 200 --brute-queries 20 --http-queries 100 --write bench/results/benchmarks-quick.md --json bench/results/discovery.json
 	$(UV) run --frozen python bench/ocpp_load.py --quick --write bench/results/benchmarks-quick.md --json bench/results/ocpp_load.json
 	$(UV) run --frozen python bench/soak.py --minutes 1 --chargers 8 --round-s 30 --sample-s 5 --write bench/results/benchmarks-quick.md --plot bench/results/img/soak_memory.png --json bench/results/soak.json
+	$(UV) run --frozen python bench/ratelimit.py --quick --write bench/results/benchmarks-quick.md
 	$(UV) run --frozen python bench/report.py --doc bench/results/benchmarks-quick.md --img bench/results/img
 
 ## The fault suite (faults/): SIGKILL under 1,000 chargers, a 60 s chain outage, reorgs, a PostgreSQL

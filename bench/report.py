@@ -208,6 +208,17 @@ def summary(doc: str, intel: str) -> tuple[list[tuple[str, str, str, str, str, s
         missing.append("discovery: bench/results/discovery.json")
     meter = row(doc, "**whole check of one signed value, secp256k1")
     add("meter data", "OCMF check per signed value, device key", num(meter[1]) if meter else None, None, "us", "", None)
+    shared, memory = row(doc, "database: PostgreSQL, shared"), row(doc, "memory, per process (baseline)")
+    add(
+        "API",
+        "rate-limit decision, buckets shared on PostgreSQL",
+        num(shared[1]) if shared else None,
+        num(memory[1]) if memory else None,
+        "us",
+        "",
+        None,
+        ",.1f",
+    )
     mae = row(intel, "all") or row(intel, "**all")
     if mae is not None:
         add(
