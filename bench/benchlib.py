@@ -3,8 +3,13 @@ their own section of docs/benchmarks.md between two markers."""
 
 from __future__ import annotations
 
+import datetime
+import os
+import platform
 import re
+import shlex
 import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,3 +52,16 @@ def write_section(path: Path, begin: str, end: str, block: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text)
+
+
+def documented_section(
+    begin: str, end: str, title: str, script_doc: str | None, table: str, note: str, versions: str = ""
+) -> str:
+    """The block a benchmark writes into docs/benchmarks.md: its title, the command as it was run,
+    the date and machine, the script's docstring after its first two paragraphs, the table and the
+    reading of it. ``versions`` is added to the run line (", pyocmf 0.6.0")."""
+    command = " ".join(["python", sys.argv[0], *(shlex.quote(a) for a in sys.argv[1:])])
+    today, cores, python = datetime.date.today().isoformat(), os.cpu_count(), platform.python_version()
+    run = f"Run: {today}, {cores} cores, Python {python}{versions}."
+    doc = (script_doc or "").split("\n\n", 2)[2].strip()
+    return "\n".join([begin, title, "", f"Command: `{command}`  ", run, "", doc, "", table, "", note, end])

@@ -24,11 +24,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import hashlib
-import os
-import platform
-import shlex
+import importlib.metadata
 import statistics
 import sys
 import tempfile
@@ -37,13 +34,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyocmf
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pyocmf import OCMF
 from sqlalchemy import Engine
 
-from benchlib import write_section
+from benchlib import documented_section, write_section
 from electra.charging.meter_data import MeterDataVerifier, MeterKeyBook
 from electra.charging.service import SessionService
 from electra.charging.tokens import TokenRegistry
@@ -285,14 +281,9 @@ def main() -> int:
     md = table(z, micro, hot)
     print(md)
     if args.write:
-        command = "python bench/meter_data.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        run = (
-            f"Run: {datetime.date.today().isoformat()}, {os.cpu_count()} cores, Python {platform.python_version()},"
-            f" pyocmf {pyocmf.__version__ if hasattr(pyocmf, '__version__') else '0.6.0'}."
-        )
-        doc = (__doc__ or "").split("\n\n", 2)[2].strip()
+        pyocmf_version = importlib.metadata.version("pyocmf")
         title = "## Signed meter data (OCMF) verification"
-        block = "\n".join([BEGIN, title, "", f"Command: `{command.strip()}`  ", run, "", doc, "", md, "", NOTE, END])
+        block = documented_section(BEGIN, END, title, __doc__, md, NOTE, versions=f", pyocmf {pyocmf_version}")
         write_section(args.write, BEGIN, END, block)
     return 0
 

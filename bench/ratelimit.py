@@ -14,10 +14,6 @@ app, from 4 client threads, with each limiter, alternating, median of three roun
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
-import shlex
 import statistics
 import sys
 import tempfile
@@ -34,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.pgserve
 from tests.apiworld import serve
 from tests.pgserver import PostgresServer
 
-from benchlib import write_section
+from benchlib import documented_section, write_section
 from electra.api.app import create_app
 from electra.api.ratelimit import DatabaseRateLimiter, Limiter, Rate, RateLimiter, RateLimits
 from electra.store.db import make_engine, migrate
@@ -157,11 +153,8 @@ def main() -> int:
     md = table(z, m)
     print(md)
     if args.write:
-        command = "python bench/ratelimit.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        run = f"Run: {datetime.date.today().isoformat()}, {os.cpu_count()} cores, Python {platform.python_version()}."
-        doc = (__doc__ or "").split("\n\n", 2)[2].strip()
         title = "## API rate limits: in memory or shared in the database"
-        block = "\n".join([BEGIN, title, "", f"Command: `{command.strip()}`  ", run, "", doc, "", md, "", NOTE, END])
+        block = documented_section(BEGIN, END, title, __doc__, md, NOTE)
         write_section(args.write, BEGIN, END, block)
     return 0
 
