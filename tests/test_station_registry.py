@@ -203,6 +203,20 @@ def test_revenue_rights_follow_the_nft(electra: Electra) -> None:
     reverted_with(e, "StationRegistryNotStationOwner")
 
 
+def test_held_by_lists_what_an_owner_holds_now_after_transfers_both_ways(electra: Electra) -> None:
+    first, _ = electra.stations.register(spec(), Account.create(), owner=HOST)
+    second, _ = electra.stations.register(spec(charger_id="CP-BER-0002"), Account.create(), owner=HOST)
+    third, _ = electra.stations.register(spec(charger_id="CP-BER-0003"), Account.create(), owner=STRANGER)
+    c = electra.stations.contract
+    electra.client.transact(c.functions.transferFrom(HOST.address, STRANGER.address, first), sender=HOST)
+    assert [r.charger_id for r in electra.stations.held_by(HOST.address)] == ["CP-BER-0002"]
+    assert [r.token_id for r in electra.stations.held_by(STRANGER.address)] == [first, third]
+    electra.client.transact(c.functions.transferFrom(STRANGER.address, HOST.address, first), sender=STRANGER)
+    assert [r.token_id for r in electra.stations.held_by(HOST.address)] == [first, second]
+    assert [r.token_id for r in electra.stations.held_by(STRANGER.address)] == [third]
+    assert electra.stations.held_by(Account.create().address) == []
+
+
 def test_governance_only_functions_refuse_everyone_else(electra: Electra) -> None:
     token_id, _ = electra.stations.register(spec(), Account.create(), owner=HOST)
     cases = [

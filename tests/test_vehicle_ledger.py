@@ -38,6 +38,17 @@ def test_self_onboarding_is_gasless_for_the_vehicle(electra: Electra) -> None:
     assert nonce == 1
 
 
+def test_owned_by_finds_an_owners_vehicles_registered_directly_or_relayed(electra: Electra) -> None:
+    other = dev_account(5)
+    direct, _ = electra.vehicles.register(vin_hash(VIN), Account.create().address, owner=OWNER)
+    electra.vehicles.register(vin_hash("WVWZZZE1ZPP000002"), Account.create().address, owner=other)
+    signed = electra.vehicles.sign_onboarding(Account.create(), vin_hash("WVWZZZE1ZPP000003"), OWNER.address)
+    relayed, _ = electra.vehicles.relay_onboarding(signed, relayer=RELAYER)
+    assert electra.vehicles.owned_by(OWNER.address) == [direct, relayed]
+    assert len(electra.vehicles.owned_by(other.address)) == 1
+    assert electra.vehicles.owned_by(RELAYER.address) == []  # the relayer pays, the owner owns
+
+
 def test_forged_onboarding_is_refused(electra: Electra) -> None:
     device, forger = Account.create(), Account.create()
     signed = electra.vehicles.sign_onboarding(forger, vin_hash(VIN), OWNER.address)

@@ -363,10 +363,7 @@ class Roles:
 
         def load() -> frozenset[int]:
             e = self._chain()
-            logs = e.vehicles.contract.events.VehicleRegistered().get_logs(
-                from_block=e.deployment.block_number, argument_filters={"owner": address}
-            )
-            return frozenset(int(lg["args"]["vehicleId"]) for lg in logs)
+            return frozenset(e.vehicles.owned_by(address, e.deployment.block_number))
 
         return frozenset(self._cached(self._vehicles, address, load))
 
@@ -376,15 +373,7 @@ class Roles:
 
         def load() -> dict[int, str]:
             e = self._chain()
-            logs = e.stations.contract.events.Transfer().get_logs(
-                from_block=e.deployment.block_number, argument_filters={"to": address}
-            )
-            held = {}
-            for token_id in sorted({int(lg["args"]["tokenId"]) for lg in logs}):
-                record = e.stations.station(token_id)
-                if record.owner == address:
-                    held[token_id] = record.charger_id
-            return held
+            return {r.token_id: r.charger_id for r in e.stations.held_by(address, e.deployment.block_number)}
 
         return dict(self._cached(self._chargers, address, load))
 

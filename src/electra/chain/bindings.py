@@ -184,6 +184,14 @@ class StationRegistryBinding:
     def token_id_of(self, charger_id: str) -> int:
         return int(self.client.call(self.contract.functions.tokenIdOf(charger_id)))
 
+    def held_by(self, owner: str, from_block: int = 0) -> list[StationRecord]:
+        """The chargers ``owner`` holds now, by token id: every token a Transfer ever sent to it
+        (an indexed topic, so the node filters) that is still its own. Reads only those tokens,
+        not the whole registry."""
+        logs = self.contract.events.Transfer().get_logs(from_block=from_block, argument_filters={"to": owner})
+        records = (self.station(t) for t in sorted({int(lg["args"]["tokenId"]) for lg in logs}))
+        return [r for r in records if r.owner.lower() == owner.lower()]
+
     def total(self) -> int:
         return int(self.client.call(self.contract.functions.totalStations()))
 
@@ -269,6 +277,14 @@ class VehicleLedgerBinding:
     def vehicle(self, vehicle_id: int) -> VehicleRecord:
         v = self.client.call(self.contract.functions.vehicle(vehicle_id))
         return VehicleRecord(vehicle_id, _hex(v[0]), str(v[1]), str(v[2]), int(v[3]), bool(v[4]), bool(v[5]))
+
+    def owned_by(self, owner: str, from_block: int = 0) -> list[int]:
+        """The ids of the vehicles ``owner`` registered (a vehicle's owner never changes), from the
+        indexed owner topic of VehicleRegistered rather than a scan of every vehicle."""
+        logs = self.contract.events.VehicleRegistered().get_logs(
+            from_block=from_block, argument_filters={"owner": owner}
+        )
+        return sorted({int(lg["args"]["vehicleId"]) for lg in logs})
 
     def vehicle_id_of_vin(self, vin_hash: bytes) -> int:
         return int(self.client.call(self.contract.functions.vehicleIdOfVin(vin_hash)))

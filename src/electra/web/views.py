@@ -52,21 +52,13 @@ def _now_ms() -> int:
 
 
 def vehicles_of(e: Electra, owner: str) -> list[VehicleRecord]:
-    found = []
-    for vehicle_id in range(1, e.vehicles.total() + 1):
-        v = e.vehicles.vehicle(vehicle_id)
-        if v.owner.lower() == owner.lower():
-            found.append(v)
-    return found
+    """The owner's vehicles, read fresh (a page shows a vehicle the moment it is registered)."""
+    return [e.vehicles.vehicle(v) for v in e.vehicles.owned_by(owner, e.deployment.block_number)]
 
 
 def chargers_of(e: Electra, owner: str) -> list[StationRecord]:
-    owner_of = e.stations.contract.functions.ownerOf
-    return [
-        e.stations.station(token_id)
-        for token_id in range(1, e.stations.total() + 1)
-        if str(e.client.call(owner_of(token_id))).lower() == owner.lower()
-    ]
+    """The chargers the owner holds, read fresh: from its Transfer logs, not a scan of the registry."""
+    return e.stations.held_by(owner, e.deployment.block_number)
 
 
 def station_json(r: StationRecord) -> dict[str, Any]:
