@@ -228,6 +228,39 @@ def test_host_views_earnings_utilization_staking_tickets_and_tariff(electra: Ele
         assert httpx.get(lease, headers=h, timeout=30).json()["windows"] == ["Mon-Fri 07:00-19:00"]  # unchanged
 
 
+def test_a_hosts_page_of_chargers_is_newest_first_and_counts_only_what_it_holds(
+    electra: Electra, tmp_path: Path
+) -> None:
+    from electra.chain.keys import dev_account
+
+    cpo = dev_account(7)
+    engine = make_engine(f"sqlite:///{tmp_path}/api.db")
+    migrate(engine)
+    ids = [f"CP-CPO-{n}" for n in range(5)]
+    tokens = [register_charger(electra, cid, cpo) for cid in ids]
+    registry = electra.stations.contract.functions
+    electra.client.transact(registry.transferFrom(cpo.address, HOST_KEY.address, tokens[1]), sender=cpo)
+    with serve(create_app(engine, lambda: electra)) as url:
+        h = bearer(sign_in(url, cpo))
+
+        def page(offset: int) -> dict[str, Any]:
+            r = httpx.get(
+                f"{url}/api/v1/web/hosts/{cpo.address}", params={"offset": offset, "limit": 2}, headers=h, timeout=30
+            )
+            assert r.status_code == 200, r.text
+            return dict(r.json())
+
+        pages = [page(0), page(2), page(4)]
+        assert [p["page"] for p in pages] == [{"offset": o, "limit": 2, "total": 4} for o in (0, 2, 4)]
+        shown = [[c["charger_id"] for c in p["chargers"]] for p in pages]
+        assert shown == [["CP-CPO-4", "CP-CPO-3"], ["CP-CPO-2", "CP-CPO-0"], []]  # CP-CPO-1 was sold
+        assert all(c["owner"] == cpo.address for p in pages for c in p["chargers"])
+        too_big = httpx.get(f"{url}/api/v1/web/hosts/{cpo.address}", params={"limit": 201}, headers=h, timeout=30)
+        assert too_big.status_code == 422 and too_big.json()["code"] == "invalid-request"
+        other = bearer(sign_in(url, HOST_KEY))
+        assert httpx.get(f"{url}/api/v1/web/hosts/{cpo.address}", headers=other, timeout=30).status_code == 403
+
+
 def _messages(lines: Any) -> Any:
     """Server-Sent Events messages from a line iterator: dicts of their fields (comments dropped)."""
     fields: dict[str, str] = {}

@@ -214,6 +214,8 @@ def test_held_by_lists_what_an_owner_holds_now_after_transfers_both_ways(electra
     electra.client.transact(c.functions.transferFrom(STRANGER.address, HOST.address, first), sender=STRANGER)
     assert [r.token_id for r in electra.stations.held_by(HOST.address)] == [first, second]
     assert [r.token_id for r in electra.stations.held_by(STRANGER.address)] == [third]
+    electra.client.transact(c.functions.transferFrom(HOST.address, HOST.address, second), sender=HOST)
+    assert electra.stations.token_ids_held_by(HOST.address) == [first, second]  # to itself: still held
     assert electra.stations.held_by(Account.create().address) == []
 
 

@@ -401,6 +401,21 @@ def test_host_registers_a_charger_sets_tariff_and_lease_and_sees_earnings(browse
     assert wallet.methods().count("eth_sendTransaction") == 3  # the registration, an approval, the stake
     expect(page.locator(f"#charger-{busiest}")).to_contain_text("tier 1 (1000 ELC)")
     shot(page, "host")
+
+    # A host with many chargers pages through them, newest first (?per_page= sets the page size).
+    held = e.stations.token_ids_held_by(platform.host.address)[::-1]
+    newest = [e.stations.station(t).charger_id for t in held[:4]]
+    ready(page, "/host?per_page=2")
+    expect(page.locator("#signin-state")).to_have_text("signed in")  # the tab's sign-in is restored
+    caption = page.locator("#chargers caption")
+    expect(caption).to_have_text(f"{len(held)} chargers held by {platform.host.address}; 1-2 shown, newest first")
+    assert page.locator("#chargers tbody tr th").all_inner_texts() == newest[:2]
+    expect(page.locator("#chargers-prev")).to_be_disabled()
+    page.get_by_role("button", name="Older chargers").click()
+    expect(caption).to_contain_text("; 3-4 shown")
+    assert page.locator("#chargers tbody tr th").all_inner_texts() == newest[2:4]
+    expect(page.locator("#chargers-prev")).to_be_enabled()
+    assert axe_violations(page) == []
     watch.check()
     ctx.close()
 

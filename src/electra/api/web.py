@@ -414,15 +414,25 @@ def web_router(
 
     # ------------------------------------------------------------ hosts
 
-    @router.get(f"{PREFIX}/hosts/{{address}}", tags=["web"], summary="A host's chargers, earnings and staking")
-    def host(who: OwnAccount) -> Any:
+    @router.get(
+        f"{PREFIX}/hosts/{{address}}",
+        tags=["web"],
+        summary="A host's chargers (a page of them, newest first), earnings and staking",
+    )
+    def host(
+        who: OwnAccount,
+        offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> Any:
         def work() -> dict[str, Any]:
             e = chain()
-            records = views.chargers_of(e, who)
+            held = views.charger_tokens_of(e, who)[::-1]  # newest first: a charger just registered leads
+            records = [e.stations.station(t) for t in held[offset : offset + limit]]
             wallet = WalletService(store(), e)
             earnings = wallet.earnings(who)
             return {
                 "address": who,
+                "page": {"offset": offset, "limit": limit, "total": len(held)},
                 "chargers": views.charger_details(store(), e, records),
                 "earnings": {
                     s: {"base_units": str(u), "amount": format_units(u, wallet.assets[s].decimals)}

@@ -56,9 +56,10 @@ def vehicles_of(e: Electra, owner: str) -> list[VehicleRecord]:
     return [e.vehicles.vehicle(v) for v in e.vehicles.owned_by(owner, e.deployment.block_number)]
 
 
-def chargers_of(e: Electra, owner: str) -> list[StationRecord]:
-    """The chargers the owner holds, read fresh: from its Transfer logs, not a scan of the registry."""
-    return e.stations.held_by(owner, e.deployment.block_number)
+def charger_tokens_of(e: Electra, owner: str) -> list[int]:
+    """The token ids of the chargers the owner holds, read fresh from its Transfer logs (not a scan
+    of the registry, and no read per token: a page then reads only the chargers it shows)."""
+    return e.stations.token_ids_held_by(owner, e.deployment.block_number)
 
 
 def station_json(r: StationRecord) -> dict[str, Any]:

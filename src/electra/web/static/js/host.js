@@ -6,6 +6,8 @@ import { $, api, badge, config, el, formatUnits, kw, mountWallet, say, sayError,
 
 let host = null;
 let selected = null;
+let offset = 0; // which page of the host's chargers is shown (newest first)
+const PAGE_SIZE = Math.min(200, Math.max(1, parseInt(new URLSearchParams(location.search).get("per_page"), 10) || 50)); // ?per_page=
 let earningsChart = null;
 const PALETTE = ["#0a55b8", "#b35900", "#116329", "#8250df", "#b3141f", "#1b7c83", "#6e5400", "#4b535d"];
 
@@ -24,12 +26,28 @@ function chargerRow(c) {
   );
 }
 
+function pager() {
+  const { offset: first, limit, total } = host.page;
+  if (total <= limit) return el("span", {});
+  const go = (to) => () => {
+    offset = to;
+    loadHost().catch((err) => sayError("#wallet-message", err));
+  };
+  const prev = el("button", { type: "button", class: "secondary", id: "chargers-prev", onclick: go(Math.max(0, first - limit)) }, "Newer chargers");
+  const next = el("button", { type: "button", class: "secondary", id: "chargers-next", onclick: go(first + limit) }, "Older chargers");
+  prev.disabled = first === 0;
+  next.disabled = first + limit >= total;
+  return el("nav", { class: "pager", "aria-label": "Pages of your chargers" }, prev, " ", next);
+}
+
 function renderChargers() {
   const box = $("#chargers");
   if (!host.chargers.length) {
     box.replaceChildren(el("p", {}, "This wallet holds no charger yet: register one below."));
     return;
   }
+  const { offset: first, total } = host.page;
+  const shown = total > host.chargers.length ? `; ${first + 1}-${first + host.chargers.length} shown, newest first` : "";
   box.replaceChildren(
     el(
       "div",
@@ -37,7 +55,7 @@ function renderChargers() {
       el(
         "table",
         {},
-        el("caption", {}, `${host.chargers.length} chargers held by ${host.address}`),
+        el("caption", {}, `${total} chargers held by ${host.address}${shown}`),
         el(
           "thead",
           {},
@@ -46,6 +64,7 @@ function renderChargers() {
         el("tbody", {}, host.chargers.map(chargerRow)),
       ),
     ),
+    pager(),
   );
 }
 
@@ -90,7 +109,11 @@ async function loadHost() {
   }
   $("#signed-out-note").hidden = true;
   $("#register-button").disabled = false;
-  host = await api(`/api/v1/web/hosts/${wallet.account}`);
+  host = await api(`/api/v1/web/hosts/${wallet.account}?offset=${offset}&limit=${PAGE_SIZE}`);
+  if (host.page.total && offset >= host.page.total) {
+    offset = Math.floor((host.page.total - 1) / PAGE_SIZE) * PAGE_SIZE; // chargers were sold meanwhile
+    return loadHost();
+  }
   renderChargers();
   renderTotals();
   await loadEarnings();
@@ -298,6 +321,7 @@ async function register(ev) {
     const receipt = await wallet.send(tx);
     say(box, `Registered ${chargerId} in block ${parseInt(receipt.blockNumber, 16)}: the NFT is yours.`, "ok");
     selected = chargerId;
+    offset = 0; // newest first: the new charger is on the first page
     await loadHost();
   } catch (err) {
     sayError(box, err);
