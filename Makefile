@@ -79,6 +79,7 @@ bench: deps pg-deps
 	$(UV) run --frozen python bench/forecast_eval.py --write docs/intelligence.md
 	$(UV) run --frozen python bench/maintenance_eval.py --write docs/intelligence.md
 	$(UV) run --frozen python bench/ratelimit.py --write $(BENCH_DOC)
+	$(UV) run --frozen python bench/holdings.py --write $(BENCH_DOC)
 	$(UV) run --frozen python bench/soak.py --minutes $(SOAK_MINUTES) --write $(BENCH_DOC) --plot $(BENCH_IMG)/soak_memory.png --json bench/results/soak.json
 	$(UV) run --frozen python bench/report.py --doc $(BENCH_DOC) --img $(BENCH_IMG)
 
@@ -91,6 +92,7 @@ bench-quick: deps pg-deps
 	$(UV) run --frozen python bench/ocpp_load.py --quick --write bench/results/benchmarks-quick.md --json bench/results/ocpp_load.json
 	$(UV) run --frozen python bench/soak.py --minutes 1 --chargers 8 --round-s 30 --sample-s 5 --write bench/results/benchmarks-quick.md --plot bench/results/img/soak_memory.png --json bench/results/soak.json
 	$(UV) run --frozen python bench/ratelimit.py --quick --write bench/results/benchmarks-quick.md
+	$(UV) run --frozen python bench/holdings.py --quick --write bench/results/benchmarks-quick.md
 	$(UV) run --frozen python bench/report.py --doc bench/results/benchmarks-quick.md --img bench/results/img
 
 ## The fault suite (faults/): SIGKILL under 1,000 chargers, a 60 s chain outage, reorgs, a PostgreSQL

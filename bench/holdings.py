@@ -39,7 +39,7 @@ BEGIN, END = "<!-- holdings:begin -->", "<!-- holdings:end -->"
 class Sizes:
     chargers: int = 2_000
     vehicles: int = 2_000
-    rounds: int = 7
+    rounds: int = 5
 
 
 QUICK = Sizes(chargers=200, vehicles=200, rounds=3)

@@ -219,6 +219,17 @@ def summary(doc: str, intel: str) -> tuple[list[tuple[str, str, str, str, str, s
         None,
         ",.1f",
     )
+    holding = row(doc, "a host's chargers (1 of")
+    add(
+        "web app",
+        holding[0] if holding else "a host's chargers",
+        num(holding[1]) if holding else None,
+        num(holding[2]) if holding else None,
+        "ms",
+        "",
+        None,
+        ",.1f",
+    )
     mae = row(intel, "all") or row(intel, "**all")
     if mae is not None:
         add(
