@@ -261,6 +261,29 @@ def test_a_hosts_page_of_chargers_is_newest_first_and_counts_only_what_it_holds(
         assert httpx.get(f"{url}/api/v1/web/hosts/{cpo.address}", headers=other, timeout=30).status_code == 403
 
 
+def test_a_fleets_vehicles_come_a_page_at_a_time_in_registration_order(electra: Electra, tmp_path: Path) -> None:
+    from electra.chain.keys import dev_account
+    from tests.apiworld import register_vehicle
+
+    fleet = dev_account(8)
+    engine = make_engine(f"sqlite:///{tmp_path}/api.db")
+    migrate(engine)
+    ids = [register_vehicle(electra, f"WVWZZZFLT{n:08d}", fleet.address) for n in range(3)]
+    with serve(create_app(engine, lambda: electra)) as url:
+        h = bearer(sign_in(url, fleet))
+        pages = [
+            httpx.get(
+                f"{url}/api/v1/web/drivers/{fleet.address}", params={"offset": o, "limit": 2}, headers=h, timeout=30
+            ).json()
+            for o in (0, 2)
+        ]
+        assert [p["page"] for p in pages] == [{"offset": o, "limit": 2, "total": 3} for o in (0, 2)]
+        assert [[v["vehicle_id"] for v in p["vehicles"]] for p in pages] == [ids[:2], ids[2:]]
+        assert all(set(v["balances"]) == {"EUSD", "ELC"} for p in pages for v in p["vehicles"])
+        other = bearer(sign_in(url, DRIVER_KEY))
+        assert httpx.get(f"{url}/api/v1/web/drivers/{fleet.address}", headers=other, timeout=30).status_code == 403
+
+
 def _messages(lines: Any) -> Any:
     """Server-Sent Events messages from a line iterator: dicts of their fields (comments dropped)."""
     fields: dict[str, str] = {}

@@ -276,13 +276,20 @@ def web_router(
 
     # ------------------------------------------------------------ drivers
 
-    @router.get(f"{PREFIX}/drivers/{{address}}", tags=["web"], summary="A driver's vehicles and their balances")
-    def driver(who: OwnAccount) -> Any:
+    @router.get(
+        f"{PREFIX}/drivers/{{address}}", tags=["web"], summary="A driver's vehicles (a page of them) and their balances"
+    )
+    def driver(
+        who: OwnAccount,
+        offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> Any:
         def work() -> dict[str, Any]:
             e = chain()
             wallet = WalletService(store(), e)
+            owned = views.vehicle_ids_of(e, who)
             out = []
-            for v in views.vehicles_of(e, who):
+            for v in (e.vehicles.vehicle(i) for i in owned[offset : offset + limit]):
                 balances = wallet.balances(v.vehicle_id)
                 alerts = {a.asset: a for a in wallet.check_alerts(v.vehicle_id)}
                 out.append(
@@ -302,7 +309,7 @@ def web_router(
                         "id_tokens": views.id_tokens_of(store(), v.vehicle_id),
                     }
                 )
-            return {"address": who, "vehicles": out}
+            return {"address": who, "page": {"offset": offset, "limit": limit, "total": len(owned)}, "vehicles": out}
 
         return _answer(work)
 

@@ -51,9 +51,10 @@ def _now_ms() -> int:
 # ---------------------------------------------------------------- who owns what
 
 
-def vehicles_of(e: Electra, owner: str) -> list[VehicleRecord]:
-    """The owner's vehicles, read fresh (a page shows a vehicle the moment it is registered)."""
-    return [e.vehicles.vehicle(v) for v in e.vehicles.owned_by(owner, e.deployment.block_number)]
+def vehicle_ids_of(e: Electra, owner: str) -> list[int]:
+    """The owner's vehicle ids, read fresh from the indexed VehicleRegistered logs (a page shows a
+    vehicle the moment it is registered, and reads only the vehicles it shows)."""
+    return e.vehicles.owned_by(owner, e.deployment.block_number)
 
 
 def charger_tokens_of(e: Electra, owner: str) -> list[int]:

@@ -99,6 +99,22 @@ export function sayError(target, err) {
   say(target, `${err.message}.${fix}`.replace(/\.\./g, "."), "error");
 }
 
+// ?per_page= on a page's URL: how many rows a paged list shows (1-200, default 50).
+export function pageSize() {
+  return Math.min(200, Math.max(1, parseInt(new URLSearchParams(location.search).get("per_page"), 10) || 50));
+}
+
+// Buttons to move through a paged list ({offset, limit, total} from the API); go(offset) loads a
+// page. Nothing when everything fits on one.
+export function pager({ offset, limit, total }, go, { id, label, back, forward }) {
+  if (total <= limit) return el("span", {});
+  const prev = el("button", { type: "button", class: "secondary", id: `${id}-prev`, onclick: () => go(Math.max(0, offset - limit)) }, back);
+  const next = el("button", { type: "button", class: "secondary", id: `${id}-next`, onclick: () => go(offset + limit) }, forward);
+  prev.disabled = offset === 0;
+  next.disabled = offset + limit >= total;
+  return el("nav", { class: "pager", "aria-label": label }, prev, " ", next);
+}
+
 export function badge(word, cls) {
   return el("span", { class: `status ${cls || word}` }, word);
 }

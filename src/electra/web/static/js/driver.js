@@ -12,6 +12,8 @@ import {
   kw,
   kwh,
   mountWallet,
+  pageSize,
+  pager,
   say,
   sayError,
   signedAction,
@@ -21,6 +23,7 @@ import {
 
 let vehicles = [];
 let vehicleId = null;
+let page = { offset: 0, limit: pageSize(), total: 0 }; // a fleet's vehicles come a page at a time
 let live = null; // {sessionId, stop, chart}
 let receiptsTimer = null;
 let lastSettled = -1;
@@ -70,7 +73,12 @@ function renderVehicles() {
       el(
         "table",
         {},
-        el("caption", {}, "Balances on PaymentHub (read from the chain)"),
+        el(
+          "caption",
+          {},
+          "Balances on PaymentHub (read from the chain)",
+          page.total > vehicles.length ? `; vehicles ${page.offset + 1}-${page.offset + vehicles.length} of ${page.total}` : "",
+        ),
         el(
           "thead",
           {},
@@ -80,8 +88,14 @@ function renderVehicles() {
         el("tbody", {}, rows),
       ),
     ),
+    pager(page, showVehicles, { id: "vehicles", label: "Pages of your vehicles", back: "Previous vehicles", forward: "Next vehicles" }),
   );
   $("#topup-form").hidden = false;
+}
+
+function showVehicles(offset) {
+  page = { ...page, offset };
+  loadDriver().catch((err) => sayError("#wallet-message", err));
 }
 
 async function loadDriver() {
@@ -93,7 +107,12 @@ async function loadDriver() {
     return;
   }
   $("#signed-out-note").hidden = true;
-  const data = await api(`/api/v1/web/drivers/${wallet.account}`);
+  const data = await api(`/api/v1/web/drivers/${wallet.account}?offset=${page.offset}&limit=${page.limit}`);
+  if (data.page.total && page.offset >= data.page.total) {
+    page = { ...page, offset: Math.floor((data.page.total - 1) / page.limit) * page.limit };
+    return loadDriver();
+  }
+  page = data.page;
   vehicles = data.vehicles;
   if (!vehicles.find((v) => v.vehicle_id === vehicleId)) vehicleId = vehicles.length ? vehicles[0].vehicle_id : null;
   renderVehicles();

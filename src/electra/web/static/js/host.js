@@ -2,12 +2,12 @@
 // charger (the wallet sends the NFT registration), tariff within the DAO's bounds, leasing windows,
 // utilization by hour of the week, staking, maintenance tickets.
 /* global Chart */
-import { $, api, badge, config, el, formatUnits, kw, mountWallet, say, sayError, signedAction, txBlock, unitsToNumber, wallet, when } from "./common.js";
+import { $, api, badge, config, el, formatUnits, kw, mountWallet, pageSize, pager, say, sayError, signedAction, txBlock, unitsToNumber, wallet, when } from "./common.js";
 
 let host = null;
 let selected = null;
 let offset = 0; // which page of the host's chargers is shown (newest first)
-const PAGE_SIZE = Math.min(200, Math.max(1, parseInt(new URLSearchParams(location.search).get("per_page"), 10) || 50)); // ?per_page=
+const PAGE_SIZE = pageSize();
 let earningsChart = null;
 const PALETTE = ["#0a55b8", "#b35900", "#116329", "#8250df", "#b3141f", "#1b7c83", "#6e5400", "#4b535d"];
 
@@ -26,18 +26,9 @@ function chargerRow(c) {
   );
 }
 
-function pager() {
-  const { offset: first, limit, total } = host.page;
-  if (total <= limit) return el("span", {});
-  const go = (to) => () => {
-    offset = to;
-    loadHost().catch((err) => sayError("#wallet-message", err));
-  };
-  const prev = el("button", { type: "button", class: "secondary", id: "chargers-prev", onclick: go(Math.max(0, first - limit)) }, "Newer chargers");
-  const next = el("button", { type: "button", class: "secondary", id: "chargers-next", onclick: go(first + limit) }, "Older chargers");
-  prev.disabled = first === 0;
-  next.disabled = first + limit >= total;
-  return el("nav", { class: "pager", "aria-label": "Pages of your chargers" }, prev, " ", next);
+function showPage(to) {
+  offset = to;
+  loadHost().catch((err) => sayError("#wallet-message", err));
 }
 
 function renderChargers() {
@@ -64,7 +55,7 @@ function renderChargers() {
         el("tbody", {}, host.chargers.map(chargerRow)),
       ),
     ),
-    pager(),
+    pager(host.page, showPage, { id: "chargers", label: "Pages of your chargers", back: "Newer chargers", forward: "Older chargers" }),
   );
 }
 
