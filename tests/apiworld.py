@@ -124,7 +124,7 @@ def add_session(engine: Engine, charger_id: str, vehicle_id: int | None, status:
         status=status,
         started_at_ms=kw.pop("started_at_ms", now - 3_600_000),
         meter_start_wh=1_000,
-        stopped_at_ms=now - 600_000 if status == "completed" else None,
+        stopped_at_ms=kw.pop("stopped_at_ms", now - 600_000 if status == "completed" else None),
         meter_stop_wh=12_000 if status == "completed" else None,
         energy_wh=11_000 if status == "completed" else None,
         billable_wh=11_000 if status == "completed" else None,

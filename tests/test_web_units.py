@@ -1,10 +1,11 @@
-"""The web app's core parts: utilization by hour of the week, and signed actions (the message,
-one-time nonces, expiry, who signed), in memory and in the store."""
+"""The web app's core parts: utilization by hour of the week, signed actions (the message,
+one-time nonces, expiry, who signed) in memory and in the store, and a host's earnings series."""
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
+from pathlib import Path
 
 import pytest
 from eth_account import Account
@@ -152,3 +153,54 @@ def test_a_stored_action_is_confirmed_through_any_process_once_and_survives_a_re
     capped.issue("h", "stop", holder.address, {}, "Stop.")  # the expired one was swept first
     with pytest.raises(ActionRefused, match="too many"):
         capped.issue("h", "stop", holder.address, {}, "Stop again.")
+
+
+def test_earnings_keep_the_top_chargers_apart_and_sum_the_rest_without_losing_a_unit(tmp_path: Path) -> None:
+    from sqlalchemy.orm import Session
+
+    from electra.store.db import make_engine, migrate
+    from electra.store.models import SettlementRecord
+    from electra.web.views import earnings_series
+    from tests.apiworld import add_session
+
+    engine = make_engine(f"sqlite:///{tmp_path}/earnings.db")
+    migrate(engine)
+    payee = "0x" + "ab" * 20
+    paid = {f"CP-{n:02d}": (n + 1) * 1_000 for n in range(12)}  # CP-11 earned most
+    sessions = []
+    for n, (charger, amount) in enumerate(paid.items()):
+        for k in range(2):  # two sessions each, an hour apart
+            at = MONDAY + k * HOUR_MS
+            sid = add_session(
+                engine, charger, None, uid=f"E-{charger}-{k}", started_at_ms=at - 60_000, stopped_at_ms=at
+            )
+            sessions.append((n, charger, amount, sid))
+    with Session(engine) as s, s.begin():
+        for n, charger, amount, sid in sessions:
+            s.add(
+                SettlementRecord(
+                    session_id=sid,
+                    charger_id=charger,
+                    asset="EUSD",
+                    amount=str(amount),
+                    fee=str(n),
+                    breakdown="{}",
+                    record_hash="0x" + "00" * 32,
+                    status="settled",
+                    payee=payee,
+                    created_at_ms=MONDAY,
+                    updated_at_ms=MONDAY,
+                )
+            )
+    out = earnings_series(engine, payee.upper().replace("0X", "0x"), "hour", top=3)
+    names = [x["charger_id"] for x in out["series"]]
+    assert names == ["CP-09", "CP-10", "CP-11", "9 other chargers"]
+    assert out["series"][-1]["others"] == 9 and "others" not in out["series"][0]
+    assert out["buckets"] == [MONDAY, MONDAY + HOUR_MS] and out["sessions"] == 24
+    net = {c: a - n for n, (c, a) in enumerate(paid.items())}
+    for b in range(2):  # every unit is in exactly one series, bucket by bucket
+        assert sum(int(x["amounts"][b]) for x in out["series"]) == sum(net.values())
+    assert out["series"][2]["amounts"] == [str(net["CP-11"])] * 2
+    assert int(out["totals"]["EUSD"]) == 2 * sum(net.values())
+    everyone = earnings_series(engine, payee, "hour", top=50)
+    assert len(everyone["series"]) == 12 and all("others" not in x for x in everyone["series"])

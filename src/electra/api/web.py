@@ -457,8 +457,10 @@ def web_router(
         tags=["web"],
         summary="What a host was paid for settled sessions, per charger, over time",
     )
-    def host_earnings(who: OwnAccount, bucket: Literal["auto", "hour", "day"] = "auto") -> Any:
-        return _answer(lambda: views.earnings_series(store(), who, bucket))
+    def host_earnings(
+        who: OwnAccount, bucket: Literal["auto", "hour", "day"] = "auto", top: Annotated[int, Query(ge=1, le=50)] = 8
+    ) -> Any:
+        return _answer(lambda: views.earnings_series(store(), who, bucket, top))
 
     @router.get(
         f"{PREFIX}/chargers/{{charger_id}}/utilization",

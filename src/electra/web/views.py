@@ -369,10 +369,12 @@ def _bucket_of(span_ms: int, wanted: str) -> tuple[str, int]:
     return "day", DAY_MS
 
 
-def earnings_series(engine: Engine, payee: str, bucket: str = "auto") -> dict[str, Any]:
+def earnings_series(engine: Engine, payee: str, bucket: str = "auto", top: int = 8) -> dict[str, Any]:
     """What a host was paid for settled sessions (amount less the protocol fee), per charger and
     asset, in hour or day buckets by when each session stopped; at most :data:`MAX_BUCKETS`, the
-    latest."""
+    latest. Per asset, the ``top`` chargers that earned most in those buckets get a series each and
+    the rest one series together (``others``: how many), so that a chart of 5,000 chargers stays
+    readable and small."""
     with Session(engine) as s:
         rows = s.execute(
             select(
@@ -400,14 +402,22 @@ def earnings_series(engine: Engine, payee: str, bucket: str = "auto") -> dict[st
         b = at // size
         if b >= start:
             sums[(charger_id, asset)][b] += net
+    window = range(start, end + 1)
+    series = []
+    for asset in sorted({a for _, a in sums}):
+        ranked = sorted((c for c, a in sums if a == asset), key=lambda c: (-sum(sums[(c, asset)].values()), c))
+        for c in sorted(ranked[:top]):
+            series.append({"charger_id": c, "asset": asset, "amounts": [str(sums[(c, asset)][b]) for b in window]})
+        rest = ranked[top:]
+        if rest:
+            amounts = [str(sum(sums[(c, asset)][b] for c in rest)) for b in window]
+            label = f"{len(rest)} other chargers"
+            series.append({"charger_id": label, "asset": asset, "others": len(rest), "amounts": amounts})
     return {
         "bucket": name,
         "bucket_ms": size,
-        "buckets": [b * size for b in range(start, end + 1)],
-        "series": [
-            {"charger_id": c, "asset": a, "amounts": [str(by[b]) for b in range(start, end + 1)]}
-            for (c, a), by in sorted(sums.items())
-        ],
+        "buckets": [b * size for b in window],
+        "series": series,
         "totals": {a: str(v) for a, v in sorted(totals.items())},
         "sessions": len(points),
     }
