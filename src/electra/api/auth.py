@@ -338,6 +338,7 @@ class Roles:
         self._lock = threading.Lock()
         self._vehicles: dict[str, tuple[float, Any]] = {}
         self._chargers: dict[str, tuple[float, Any]] = {}
+        self._charger_ids: dict[int, str] = {}  # token id -> charger id, fixed at registration
 
     def _chain(self) -> Electra:
         from electra.errors import DeploymentMissing
@@ -373,7 +374,11 @@ class Roles:
 
         def load() -> dict[int, str]:
             e = self._chain()
-            return {r.token_id: r.charger_id for r in e.stations.held_by(address, e.deployment.block_number)}
+            held = e.stations.token_ids_held_by(address, e.deployment.block_number)
+            for token_id in held:  # a charger's id never changes: each token is read once per process
+                if token_id not in self._charger_ids:
+                    self._charger_ids[token_id] = e.stations.station(token_id).charger_id
+            return {t: self._charger_ids[t] for t in held}
 
         return dict(self._cached(self._chargers, address, load))
 
