@@ -254,3 +254,52 @@ def test_stop_is_prompt_when_the_central_system_is_unreachable() -> None:
 
     assert asyncio.run(body()) < 0.5
     assert not sim.connected and "cannot connect" in sim.errors[0]
+
+
+def test_a_call_given_up_on_leaves_no_unread_error_behind() -> None:
+    """A caller cancelled while its call is in flight (a fleet stopping, a session task ending): the
+    library later ends the call with its own timeout; asyncio must not be left holding that error
+    unread ("Task exception was never retrieved", as a soak run logged 120 times)."""
+    import gc
+    import json
+
+    from ocpp.v16 import call
+    from websockets.asyncio.server import serve
+
+    async def central_system(ws: Any) -> None:  # answers all but Heartbeat
+        async for text in ws:
+            frame = json.loads(text)
+            if frame[2] == "BootNotification":
+                await ws.send(
+                    json.dumps(
+                        [3, frame[1], {"status": "Accepted", "currentTime": "2026-01-05T00:00:00Z", "interval": 300}]
+                    )
+                )
+            elif frame[2] != "Heartbeat":
+                await ws.send(json.dumps([3, frame[1], {}]))
+
+    unread: list[str] = []
+
+    async def body() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: unread.append(str(ctx.get("message"))))
+        async with serve(central_system, "127.0.0.1", 0, subprotocols=["ocpp1.6"]) as server:  # type: ignore[list-item]
+            port = next(iter(server.sockets)).getsockname()[1]
+            sim = SimChargerV16(
+                ChargerIdentity("SIM-GIVEUP", KEY), f"ws://127.0.0.1:{port}", SimClock(speed=1), response_timeout_s=0.3
+            )
+            runner = asyncio.create_task(sim.run())
+            await sim.wait_booted(5)
+            caller = asyncio.create_task(sim.call(call.Heartbeat()))
+            await asyncio.sleep(0.1)
+            caller.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await caller
+            await asyncio.sleep(0.6)  # past the library's own timeout for the call
+            gc.collect()
+            await sim.stop()
+            await asyncio.wait_for(runner, 5)
+        gc.collect()
+        await asyncio.sleep(0)
+
+    asyncio.run(body())
+    assert [m for m in unread if "never retrieved" in m] == []

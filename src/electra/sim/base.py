@@ -45,6 +45,12 @@ MAX_FRAME_BYTES = 64 * 1024
 VOLTAGE_V = 230
 
 
+def _read_outcome(task: asyncio.Future[Any]) -> None:
+    """Marks a given-up call's outcome as read (asyncio logs an exception nobody read)."""
+    if not task.cancelled() and task.exception() is not None:
+        LOG.debug("a call given up on ended with %r", task.exception())
+
+
 class ChargerOffline(ElectraError):
     """The simulated charger has no connection to the central system right now."""
 
@@ -543,11 +549,18 @@ class SimCharger(ABC):
             # The library waits for an answer until its timeout even when the socket has closed;
             # a call in flight ends as soon as the connection does.
             answer = asyncio.ensure_future(cp.call(request, suppress=False))
+            # However it ends, its outcome is read: when this call is given up on (the connection
+            # went, or the caller was cancelled) the library may still end it with its own error.
+            answer.add_done_callback(_read_outcome)
             gone = asyncio.ensure_future(self._gone.wait())
-            await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
-            gone.cancel()
-            if not answer.done():
-                answer.cancel()
+            try:
+                await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                gone.cancel()
+                given_up = not answer.done()
+                if given_up:
+                    answer.cancel()
+            if given_up:
                 raise ChargerOffline(f"{self.charger_id} lost its connection during {action}", "it is resent if queued")
             result = answer.result()
         self.answered[action] += 1
